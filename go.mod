@@ -1,0 +1,9 @@
+module github.com/shiftlock/shiftlock
+
+go 1.26.8
+
+require (
+	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+)
