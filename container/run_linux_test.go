@@ -1,0 +1,402 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shiftlock/shiftlock/idmap"
+)
+
+// hostRoot is the host uid and gid of container root in these tests.
+const hostRoot = 100000
+
+// busybox is Debian's busybox-static; .ci installs it.
+const busybox = "/bin/busybox"
+
+var applets = []string{"sh", "id", "cat", "ls", "hostname", "echo", "touch", "pwd", "stat", "test", "sleep", "readlink", "wc"}
+
+// testMap maps container ids 0-65535 to host ids 100000-165535.
+func testMap(t *testing.T) idmap.IDMap {
+	t.Helper()
+	m, err := idmap.ParseMap("0:100000:65536")
+	if err != nil {
+		t.Fatalf("ParseMap = %v", err)
+	}
+	return idmap.IDMap{UID: m, GID: m}
+}
+
+// newRootfs builds a busybox root filesystem in a temporary directory,
+// owned by container root. without lists top-level directories to leave
+// out (such as "proc" or "dev").
+func newRootfs(t *testing.T, without ...string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create user namespaces with a 100000-based map")
+	}
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatalf("this test needs Debian's busybox-static (apt-get install busybox-static): %v", err)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	dirs := map[string]os.FileMode{"bin": 0o755, "proc": 0o555, "dev": 0o755, "tmp": 0o1777, "root": 0o700, "etc": 0o755}
+	for _, w := range without {
+		delete(dirs, w)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d, mode := range dirs {
+		if err := os.Mkdir(filepath.Join(root, d), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(root, d), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := dirs["bin"]; ok {
+		if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range applets {
+			if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, hostRoot, hostRoot)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	err            error
+}
+
+// run runs args in a container on root and returns what came out.
+func run(t *testing.T, root string, stdin string, args ...string) result {
+	t.Helper()
+	return runConfig(t, Config{Root: root, Args: args, Stdin: strings.NewReader(stdin)})
+}
+
+func runConfig(t *testing.T, cfg Config) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if cfg.IDs.UID.Len() == 0 {
+		cfg.IDs = testMap(t)
+	}
+	var stdout, stderr bytes.Buffer
+	cfg.Stdout, cfg.Stderr = &stdout, &stderr
+	code, err := Run(ctx, cfg)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String(), err: err}
+}
+
+// mustRun runs args and fails the test unless they exit 0.
+func mustRun(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	r := run(t, root, "", args...)
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("Run(%q) = %d, %v; want 0, nil (stderr %q)", args, r.code, r.err, r.stderr)
+	}
+	return r.stdout
+}
+
+func TestRunAsContainerRoot(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	if got := mustRun(t, root, "id"); !strings.HasPrefix(got, "uid=0(") && !strings.HasPrefix(got, "uid=0 ") {
+		t.Errorf("id = %q; want uid=0", got)
+	}
+	if got := mustRun(t, root, "sh", "-c", "id -u; id -g"); got != "0\n0\n" {
+		t.Errorf("id -u; id -g = %q; want %q", got, "0\n0\n")
+	}
+}
+
+func TestRunIDMaps(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	for _, file := range []string{"/proc/self/uid_map", "/proc/self/gid_map"} {
+		got := strings.Fields(mustRun(t, root, "cat", file))
+		if want := []string{"0", "100000", "65536"}; strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("cat %s = %q; want %q", file, got, want)
+		}
+	}
+}
+
+func TestRunHostname(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	if got := mustRun(t, root, "hostname"); got != DefaultHostname+"\n" {
+		t.Errorf("hostname = %q; want %q", got, DefaultHostname)
+	}
+	r := runConfig(t, Config{Root: root, Args: []string{"hostname"}, Hostname: "box1"})
+	if r.err != nil || r.stdout != "box1\n" {
+		t.Errorf("hostname with Hostname box1 = %q, %v; want %q", r.stdout, r.err, "box1\n")
+	}
+	host, _ := os.Hostname()
+	if host == "box1" || host == DefaultHostname {
+		t.Errorf("host's hostname changed to %q", host)
+	}
+}
+
+func TestRunExitCode(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	for _, code := range []int{0, 1, 7, 124, 125, 255} {
+		r := run(t, root, "", "sh", "-c", "exit "+itoa(code))
+		if r.err != nil || r.code != code {
+			t.Errorf("sh -c 'exit %d' = %d, %v; want %d, nil", code, r.code, r.err, code)
+		}
+	}
+}
+
+func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))) }
+
+func TestRunStdio(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	in := "hello\nworld\n"
+	r := run(t, root, in, "cat")
+	if r.err != nil || r.code != 0 || r.stdout != in {
+		t.Errorf("cat with stdin %q = %d, %v, stdout %q; want 0, nil, the input", in, r.code, r.err, r.stdout)
+	}
+	r = run(t, root, "", "sh", "-c", "echo out; echo err >&2")
+	if r.stdout != "out\n" || r.stderr != "err\n" {
+		t.Errorf("stdout, stderr = %q, %q; want %q, %q", r.stdout, r.stderr, "out\n", "err\n")
+	}
+}
+
+func TestRunPIDNamespace(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	if got := mustRun(t, root, "sh", "-c", "echo $$"); got != "1\n" {
+		t.Errorf("echo $$ = %q; want 1", got)
+	}
+	// The fresh /proc shows only the container's processes.
+	if got := mustRun(t, root, "sh", "-c", "ls -d /proc/[0-9]*"); got != "/proc/1\n" {
+		t.Errorf("processes in /proc = %q; want only /proc/1", got)
+	}
+}
+
+func TestRunEnvAndDir(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	got := mustRun(t, root, "sh", "-c", "echo $PATH; echo $HOME; echo $container; pwd")
+	want := DefaultPath + "\n/root\nidmapfs\n/\n"
+	if got != want {
+		t.Errorf("default environment = %q; want %q", got, want)
+	}
+	r := runConfig(t, Config{Root: root, Args: []string{"/bin/sh", "-c", "echo $FOO; pwd"}, Env: []string{"FOO=bar"}, Dir: "/tmp"})
+	if r.err != nil || r.stdout != "bar\n/tmp\n" {
+		t.Errorf("Env FOO=bar, Dir /tmp: %q, %v; want %q", r.stdout, r.err, "bar\n/tmp\n")
+	}
+}
+
+func TestRunCommandNotFound(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	r := run(t, root, "", "no-such-command")
+	if r.err != nil || r.code != ExitNotFound || !strings.Contains(r.stderr, "no-such-command") {
+		t.Errorf("Run(no-such-command) = %d, %v, stderr %q; want %d, nil, a message naming it", r.code, r.err, r.stderr, ExitNotFound)
+	}
+	// A file that is not executable: 126, like a shell.
+	if err := os.WriteFile(filepath.Join(root, "bin/noexec"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, root, "", "/bin/noexec")
+	if r.err != nil || r.code != ExitCannotExecute {
+		t.Errorf("Run(/bin/noexec) = %d, %v, stderr %q; want %d, nil", r.code, r.err, r.stderr, ExitCannotExecute)
+	}
+}
+
+func TestRunBadRoot(t *testing.T) {
+	t.Parallel()
+	noProc := newRootfs(t, "proc")
+	tests := []struct {
+		name, root string
+		want       string
+	}{
+		{"no proc", noProc, "no proc directory"},
+		{"missing root", filepath.Join(t.TempDir(), "missing"), "no such file"},
+		{"empty root", "", "no root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, tt.root, "", "true")
+			if r.err == nil || r.code != ExitSetupFailed || !strings.Contains(r.err.Error(), tt.want) {
+				t.Errorf("Run(root %q) = %d, %v; want %d and an error containing %q", tt.root, r.code, r.err, ExitSetupFailed, tt.want)
+			}
+		})
+	}
+	// A symlink named proc must not be followed, even to a directory.
+	if err := os.Symlink("/proc", filepath.Join(noProc, "proc")); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, noProc, "", "true")
+	if r.err == nil || !strings.Contains(r.err.Error(), "not a directory") {
+		t.Errorf("Run(proc is a symlink) = %d, %v; want an error saying it is not a directory", r.code, r.err)
+	}
+}
+
+func TestRunBadMap(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	noRoot, err := idmap.ParseMap("1:100001:100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runConfig(t, Config{Root: root, Args: []string{"true"}, IDs: idmap.IDMap{UID: noRoot, GID: noRoot}})
+	if r.err == nil || r.code != ExitSetupFailed {
+		t.Errorf("Run(map without 0) = %d, %v; want %d and an error", r.code, r.err, ExitSetupFailed)
+	}
+}
+
+// TestRunSetupFailure checks that a step failing inside the namespaces comes
+// back as a *SetupError, not as the command's status.
+func TestRunSetupFailure(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	r := runConfig(t, Config{Root: root, Args: []string{"true"}, Dir: "/no/such/dir"})
+	var se *SetupError
+	if !errors.As(r.err, &se) || se.Step != stepChdir || !errors.Is(r.err, syscall.ENOENT) || r.code != ExitSetupFailed {
+		t.Errorf("Run(Dir missing) = %d, %v; want %d and a *SetupError for %q wrapping ENOENT", r.code, r.err, ExitSetupFailed, stepChdir)
+	}
+}
+
+func TestRunFilesOwnedByContainerRoot(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	mustRun(t, root, "sh", "-c", "echo data > /tmp/made && touch /root/also")
+	for _, p := range []string{"tmp/made", "root/also"} {
+		st, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sys := st.Sys().(*syscall.Stat_t)
+		if sys.Uid != hostRoot || sys.Gid != hostRoot {
+			t.Errorf("%s is owned by %d:%d on the host; want %d:%d", p, sys.Uid, sys.Gid, hostRoot, hostRoot)
+		}
+	}
+	// Inside, the image is root's.
+	if got := mustRun(t, root, "stat", "-c", "%u:%g", "/", "/tmp/made"); got != "0:0\n0:0\n" {
+		t.Errorf("owners inside = %q; want 0:0 twice", got)
+	}
+}
+
+func TestRunDev(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	got := mustRun(t, root, "sh", "-c", "echo x > /dev/null && cat /dev/null && head_ok=1; ls /dev")
+	for _, name := range []string{"null", "zero", "full", "random", "urandom", "fd", "pts", "shm"} {
+		if !strings.Contains("\n"+got, "\n"+name+"\n") {
+			t.Errorf("ls /dev = %q; missing %s", got, name)
+		}
+	}
+	if got := mustRun(t, root, "sh", "-c", "wc -c < /dev/zero & sleep 0; cat /dev/urandom | wc -c >/dev/null; echo ok"); got == "" {
+		t.Errorf("reading devices printed nothing")
+	}
+	// Without /dev in the image, the container still runs.
+	noDev := newRootfs(t, "dev")
+	if got := mustRun(t, noDev, "echo", "ok"); got != "ok\n" {
+		t.Errorf("echo ok without /dev = %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(noDev, "dev")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Run created dev in the image: Lstat = %v", err)
+	}
+}
+
+// TestRunIsolatedFromHost checks that the host's tree is gone inside: only
+// the container's own mounts remain.
+func TestRunIsolatedFromHost(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	got := mustRun(t, root, "cat", "/proc/self/mountinfo")
+	var points []string
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			points = append(points, f[4])
+		}
+	}
+	want := []string{"/", "/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts"}
+	if strings.Join(points, " ") != strings.Join(want, " ") {
+		t.Errorf("mount points inside = %q; want %q", points, want)
+	}
+	if got := mustRun(t, root, "ls", "/"); got != "bin\ndev\netc\nproc\nroot\ntmp\n" {
+		t.Errorf("ls / = %q; want the image's top level only", got)
+	}
+}
+
+func TestRunLeavesNoMounts(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	mustRun(t, root, "true")
+	r := run(t, root, "", "no-such-command") // fails after the mounts are made
+	if r.code != ExitNotFound {
+		t.Fatalf("Run(no-such-command) = %d, %v", r.code, r.err)
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) > 4 && strings.HasPrefix(fields[4], root) {
+			t.Errorf("mount left behind: %s", s.Text())
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan result, 1)
+	var stdout bytes.Buffer
+	go func() {
+		code, err := Run(ctx, Config{Root: root, IDs: testMap(t), Args: []string{"sh", "-c", "echo started; exec cat"}, Stdin: pr, Stdout: &lockedWriter{w: &stdout, started: make(chan struct{})}})
+		done <- result{code: code, err: err}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case r := <-done:
+		if r.code != 128+int(syscall.SIGKILL) || !errors.Is(r.err, context.Canceled) {
+			t.Errorf("Run after cancel = %d, %v; want %d and context.Canceled", r.code, r.err, 128+int(syscall.SIGKILL))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
+
+type lockedWriter struct {
+	w       io.Writer
+	started chan struct{}
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,169 @@
+package idmapfs
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
+
+// setNodeFinalizer closes the descriptor of a node that go-fuse dropped
+// without OnForget (it lost a race to an equal node).
+func setNodeFinalizer(n *Node) {
+	runtime.SetFinalizer(n, func(n *Node) {
+		if n.refs.Load() > 0 {
+			unix.Close(n.fd)
+		}
+	})
+}
+
+// File is an open regular file of the backing tree.
+type File struct {
+	fsys *FS
+	mu   sync.Mutex
+	fd   int
+}
+
+var (
+	_ fs.FileReader          = (*File)(nil)
+	_ fs.FileWriter          = (*File)(nil)
+	_ fs.FileFlusher         = (*File)(nil)
+	_ fs.FileFsyncer         = (*File)(nil)
+	_ fs.FileReleaser        = (*File)(nil)
+	_ fs.FilePassthroughFder = (*File)(nil)
+)
+
+// passthroughFile is a File whose reads and writes the kernel sends straight
+// to the backing file.
+type passthroughFile struct{ *File }
+
+func (f *FS) newFile(fd int, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	h := &File{fsys: f, fd: fd}
+	var fuseFlags uint32
+	switch {
+	case f.opts.DirectIO:
+		fuseFlags = fuse.FOPEN_DIRECT_IO
+	case f.passthrough && f.canPassthrough(fd, flags):
+		return &passthroughFile{h}, 0, 0
+	default:
+		fuseFlags = fuse.FOPEN_KEEP_CACHE
+	}
+	return h, fuseFlags, 0
+}
+
+// canPassthrough refuses passthrough for a writable handle on a setuid or
+// setgid-executable file: the kernel writes a passthrough file with the
+// daemon's credentials, so it would not clear those bits as a write by the
+// caller must.
+func (f *FS) canPassthrough(fd int, flags uint32) bool {
+	if flags&(unix.O_WRONLY|unix.O_RDWR) == 0 {
+		return true
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	if st.Mode&unix.S_ISUID != 0 || st.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP {
+		return false
+	}
+	return true
+}
+
+func (p *passthroughFile) PassthroughFd() (int, bool) {
+	p.fsys.probePassthrough(p.fd)
+	return p.fd, true
+}
+
+// probePassthrough registers the first backing file once on its own, so that
+// a kernel refusal is logged: go-fuse turns passthrough off for the whole
+// mount after the first failed registration without saying so.
+func (f *FS) probePassthrough(fd int) {
+	f.passthroughOnce.Do(func() {
+		if f.server == nil {
+			return
+		}
+		id, errno := f.server.RegisterBackingFd(&fuse.BackingMap{Fd: int32(fd)})
+		if errno != 0 {
+			f.log.Warn("FUSE passthrough refused by the kernel; regular-file I/O goes through the daemon",
+				"error", errno.Error())
+			return
+		}
+		f.server.UnregisterBackingFd(id)
+	})
+}
+
+func (h *File) PassthroughFd() (int, bool) { return 0, false }
+
+func (h *File) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultFd(uintptr(h.fd), off, len(dest)), 0
+}
+
+func (h *File) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	var n int
+	err := retryEINTR(func() error {
+		var err error
+		n, err = unix.Pwrite(h.fd, data, off)
+		return err
+	})
+	if err != nil {
+		return uint32(n), toErrno(h.fsys.log, "write", err)
+	}
+	return uint32(n), 0
+}
+
+func (h *File) Flush(ctx context.Context) syscall.Errno {
+	// close(2) of a dup reports errors of delayed writes, as a local close
+	// would, without closing the handle itself.
+	nfd, err := unix.Dup(h.fd)
+	if err != nil {
+		return toErrno(h.fsys.log, "flush", err)
+	}
+	if err := unix.Close(nfd); err != nil {
+		return toErrno(h.fsys.log, "flush", err)
+	}
+	return 0
+}
+
+func (h *File) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	var err error
+	if flags&1 != 0 {
+		err = retryEINTR(func() error { return unix.Fdatasync(h.fd) })
+	} else {
+		err = retryEINTR(func() error { return unix.Fsync(h.fd) })
+	}
+	if err != nil {
+		return toErrno(h.fsys.log, "fsync", err)
+	}
+	return 0
+}
+
+func (h *File) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fd < 0 {
+		return syscall.EBADF
+	}
+	err := unix.Close(h.fd)
+	h.fd = -1
+	if err != nil {
+		return toErrno(h.fsys.log, "close", err)
+	}
+	return 0
+}
+
+func fileOf(fh fs.FileHandle) *File {
+	switch h := fh.(type) {
+	case *File:
+		return h
+	case *passthroughFile:
+		return h.File
+	}
+	return nil
+}

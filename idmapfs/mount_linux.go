@@ -1,0 +1,243 @@
+package idmapfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+const overlayfsMagic = 0x794c7630
+
+// Mount mounts an idmapfs of source on mountpoint and starts serving it.
+// The caller waits on the returned server (Wait) and unmounts it.
+func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
+	if err := CheckMountpoint(mountpoint); err != nil {
+		return nil, nil, err
+	}
+	if err := checkFUSE(); err != nil {
+		return nil, nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, nil, errors.New("idmapfs must run as root: it stores files with ids other than its own")
+	}
+	if opts.EntryTimeout < 0 || opts.AttrTimeout < 0 || opts.NegativeTimeout < 0 {
+		return nil, nil, errors.New("cache timeouts must not be negative")
+	}
+	root, f, err := New(source, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Modes come from the request, already masked by the kernel: the
+	// daemon's own umask must not mask them again.
+	syscall.Umask(0)
+	raiseNofile()
+
+	flags := uintptr(0)
+	if !opts.Suid {
+		flags |= syscall.MS_NOSUID
+	}
+	if !opts.Dev {
+		flags |= syscall.MS_NODEV
+	}
+	if opts.ReadOnly {
+		flags |= syscall.MS_RDONLY
+	}
+	if flags == 0 {
+		flags = syscall.MS_MGC_VAL
+	}
+	depth := 1
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(source, &sfs); err == nil && sfs.Type == overlayfsMagic {
+		depth = 2 // the backing files are themselves stacked
+	}
+	mo := fuse.MountOptions{
+		AllowOther:           opts.AllowOther,
+		Options:              []string{"default_permissions"},
+		EnableAcl:            true,
+		FsName:               source,
+		Name:                 "idmapfs",
+		DirectMountStrict:    true,
+		DirectMountFlags:     flags,
+		MaxWrite:             1 << 20,
+		MaxBackground:        64,
+		MaxStackDepth:        depth,
+		EnableSymlinkCaching: true,
+		Debug:                opts.Debug,
+	}
+	if opts.Writeback {
+		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
+	}
+	if !f.passthrough {
+		mo.DisabledCapabilities |= fuse.CAP_PASSTHROUGH
+	}
+	if opts.Debug {
+		mo.Logger = log.New(os.Stderr, "fuse: ", 0)
+	}
+	entry, attr, neg := opts.EntryTimeout, opts.AttrTimeout, opts.NegativeTimeout
+	fo := &fs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &entry,
+		AttrTimeout:     &attr,
+		NegativeTimeout: &neg,
+		NullPermissions: true,
+	}
+	var st unix.Stat_t
+	if err := fstatPath(root.fd, &st); err == nil {
+		fo.RootStableAttr = &fs.StableAttr{Ino: st.Ino, Gen: 1}
+	}
+	rawFS := fs.NewNodeFS(root, fo)
+	server, err := fuse.NewServer(rawFS, mountpoint, &fo.MountOptions)
+	if err != nil {
+		root.put()
+		return nil, nil, fmt.Errorf("mount %s on %s: %w", source, mountpoint, err)
+	}
+	f.server = server
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
+		return nil, nil, fmt.Errorf("mount %s on %s: %w", source, mountpoint, err)
+	}
+	return server, f, nil
+}
+
+// CheckMountpoint refuses a mountpoint that does not exist, is not a
+// directory, or already has something mounted on it.
+func CheckMountpoint(mountpoint string) error {
+	st, err := os.Stat(mountpoint)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mountpoint %s does not exist: create it with mkdir -p %s", mountpoint, mountpoint)
+		}
+		if errors.Is(err, syscall.ENOTCONN) {
+			return fmt.Errorf("mountpoint %s is a dead FUSE mount: run idmapfs umount %s first", mountpoint, mountpoint)
+		}
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mountpoint %s is not a directory", mountpoint)
+	}
+	if mounted, err := IsMountpoint(mountpoint); err == nil && mounted {
+		return fmt.Errorf("mountpoint %s is busy: something is already mounted there (idmapfs umount %s to clear it)", mountpoint, mountpoint)
+	}
+	return nil
+}
+
+// IsMountpoint reports whether path is the mount point of a mount in this
+// mount namespace.
+func IsMountpoint(path string) (bool, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false, err
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	}
+	mf, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer mf.Close()
+	sc := bufio.NewScanner(mf)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMount(fields[4]) == abs {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMount undoes the octal escapes of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for j := 1; j <= 3; j++ {
+				c := s[i+j]
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + (c - '0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func checkFUSE() error {
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("cannot open /dev/fuse (%w): load the fuse module (modprobe fuse) or, in a container, pass the device through", err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// raiseNofile lifts the descriptor limit: idmapfs holds one O_PATH
+// descriptor per inode the kernel has cached.
+func raiseNofile() {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	want := uint64(1 << 20)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		var v uint64
+		if _, err := fmt.Sscan(strings.TrimSpace(string(b)), &v); err == nil && v > 0 {
+			want = v
+		}
+	}
+	if lim.Max < want {
+		lim.Max = want
+	}
+	lim.Cur = lim.Max
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+		lim.Cur = lim.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	}
+}
+
+// Unmount unmounts an idmapfs mount, including one whose daemon died
+// (the kernel then answers ENOTCONN for every access). lazy detaches a busy
+// mount instead of failing.
+func Unmount(mountpoint string, lazy bool) error {
+	flags := 0
+	if lazy {
+		flags = unix.MNT_DETACH
+	}
+	err := unix.Unmount(mountpoint, flags)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%s is busy (a process has files open or its cwd there): stop it, or pass --lazy to detach now", mountpoint)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("%s is not a mount point", mountpoint)
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("%s does not exist", mountpoint)
+	}
+	return fmt.Errorf("unmount %s: %w", mountpoint, err)
+}
