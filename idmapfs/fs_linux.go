@@ -24,12 +24,12 @@ import (
 type Options struct {
 	IDs idmap.IDMap
 
-	ReadOnly    bool
-	AllowOther  bool // let every user (the container) use the mount
-	Suid        bool // honour setuid/setgid bits (default: nosuid)
-	Dev         bool // honour device nodes (default: nodev)
-	Writeback   bool // kernel writeback cache; turns passthrough off
-	DirectIO    bool // no page cache for regular files; turns passthrough off
+	ReadOnly      bool
+	AllowOther    bool // let every user (the container) use the mount
+	Suid          bool // honour setuid/setgid bits (default: nosuid)
+	Dev           bool // honour device nodes (default: nodev)
+	Writeback     bool // kernel writeback cache; turns passthrough off
+	DirectIO      bool // no page cache for regular files; turns passthrough off
 	NoPassthrough bool
 
 	EntryTimeout    time.Duration
@@ -82,30 +82,30 @@ type Node struct {
 }
 
 var (
-	_ fs.NodeLookuper        = (*Node)(nil)
-	_ fs.NodeGetattrer       = (*Node)(nil)
-	_ fs.NodeSetattrer       = (*Node)(nil)
-	_ fs.NodeOpener          = (*Node)(nil)
-	_ fs.NodeCreater         = (*Node)(nil)
-	_ fs.NodeTmpfiler        = (*Node)(nil)
-	_ fs.NodeMkdirer         = (*Node)(nil)
-	_ fs.NodeMknoder         = (*Node)(nil)
-	_ fs.NodeSymlinker       = (*Node)(nil)
-	_ fs.NodeLinker          = (*Node)(nil)
-	_ fs.NodeReadlinker      = (*Node)(nil)
-	_ fs.NodeUnlinker        = (*Node)(nil)
-	_ fs.NodeRmdirer         = (*Node)(nil)
-	_ fs.NodeRenamer         = (*Node)(nil)
-	_ fs.NodeOpendirHandler  = (*Node)(nil)
-	_ fs.NodeStatfser        = (*Node)(nil)
-	_ fs.NodeGetxattrer      = (*Node)(nil)
-	_ fs.NodeSetxattrer      = (*Node)(nil)
-	_ fs.NodeListxattrer     = (*Node)(nil)
-	_ fs.NodeRemovexattrer   = (*Node)(nil)
-	_ fs.NodeCopyFileRanger  = (*Node)(nil)
-	_ fs.NodeOnForgetter     = (*Node)(nil)
-	_ fs.NodeAllocater       = (*Node)(nil)
-	_ fs.NodeLseeker         = (*Node)(nil)
+	_ fs.NodeLookuper       = (*Node)(nil)
+	_ fs.NodeGetattrer      = (*Node)(nil)
+	_ fs.NodeSetattrer      = (*Node)(nil)
+	_ fs.NodeOpener         = (*Node)(nil)
+	_ fs.NodeCreater        = (*Node)(nil)
+	_ fs.NodeTmpfiler       = (*Node)(nil)
+	_ fs.NodeMkdirer        = (*Node)(nil)
+	_ fs.NodeMknoder        = (*Node)(nil)
+	_ fs.NodeSymlinker      = (*Node)(nil)
+	_ fs.NodeLinker         = (*Node)(nil)
+	_ fs.NodeReadlinker     = (*Node)(nil)
+	_ fs.NodeUnlinker       = (*Node)(nil)
+	_ fs.NodeRmdirer        = (*Node)(nil)
+	_ fs.NodeRenamer        = (*Node)(nil)
+	_ fs.NodeOpendirHandler = (*Node)(nil)
+	_ fs.NodeStatfser       = (*Node)(nil)
+	_ fs.NodeGetxattrer     = (*Node)(nil)
+	_ fs.NodeSetxattrer     = (*Node)(nil)
+	_ fs.NodeListxattrer    = (*Node)(nil)
+	_ fs.NodeRemovexattrer  = (*Node)(nil)
+	_ fs.NodeCopyFileRanger = (*Node)(nil)
+	_ fs.NodeOnForgetter    = (*Node)(nil)
+	_ fs.NodeAllocater      = (*Node)(nil)
+	_ fs.NodeLseeker        = (*Node)(nil)
 )
 
 // New opens SOURCE and returns the root node of a filesystem over it.
