@@ -262,3 +262,13 @@ func BenchmarkToHost(b *testing.B) {
 		})
 	}
 }
+
+func TestInvertIDMap(t *testing.T) {
+	m := IDMap{UID: mustMap(Range{0, 100000, 65536}), GID: mustMap(Range{0, 1000, 1}, Range{1, 100001, 65535})}.Invert()
+	if got, want := m.UID.String()+" "+m.GID.String(), "100000:0:65536 1000:0:1,100001:1:65535"; got != want {
+		t.Errorf("Invert() = %s; want %s", got, want)
+	}
+	if got := (IDMap{}).Invert(); !got.UID.Empty() || !got.GID.Empty() {
+		t.Errorf("IDMap{}.Invert() = %v; want empty maps", got)
+	}
+}
