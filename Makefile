@@ -4,7 +4,7 @@ BIN     := bin
 ROOTFS  ?=
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build demo test test-unit test-mounted fuzz bench deps clean
+.PHONY: all build demo test bench deps install clean
 
 all: build
 
@@ -13,20 +13,25 @@ build:
 
 # The main job: a root-owned busybox rootfs (or ROOTFS=/path) run as an
 # unprivileged container through idmapfs.
-demo: build
+demo: deps build
 	ROOTFS="$(ROOTFS)" ./scripts/demo.sh
 
 # Installs the Debian packages the tests and demo need (idempotent).
 deps:
 	./scripts/deps.sh
 
-test: build
+test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 8m ./...
 	./scripts/fuzz-short.sh
 
-bench: build
+bench: deps build
 	./scripts/bench.sh
+
+# Installs idmapfs and its mount(8) helper (mount -t fuse.idmapfs, fstab).
+install: build
+	install -m 0755 $(BIN)/idmapfs /usr/local/bin/idmapfs
+	ln -sf /usr/local/bin/idmapfs /sbin/mount.fuse.idmapfs
 
 clean:
 	-rm -rf $(BIN)

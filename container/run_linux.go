@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,11 @@ const (
 
 // maxStatus caps what Run reads back from a failing init.
 const maxStatus = 64 << 10
+
+// stdinDelay is how long Run waits, once the container has exited, for a
+// Stdin that is not an *os.File to reach EOF; the goroutine copying it is
+// then abandoned, blocked in Read.
+const stdinDelay = time.Second
 
 // forwarded are the signals Run relays to the container while it runs.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
@@ -89,6 +95,9 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	cmd.Args = []string{initArg0}
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
+	// Once the init has exited every process in its pid namespace is
+	// gone, so only a Stdin that never reaches EOF can hold Wait up.
+	cmd.WaitDelay = stdinDelay
 	cmd.ExtraFiles = []*os.File{exe, configR, statusW, root} // fdExe, fdConfig, fdStatus, fdRoot
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
@@ -152,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return code, fmt.Errorf("container in %s killed: %w", cfg.Root, context.Cause(ctx))
 	}
 	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) {
 		// The command ran, but copying its stdin/stdout/stderr failed.
 		return code, fmt.Errorf("container in %s: %w", cfg.Root, waitErr)
 	}

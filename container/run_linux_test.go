@@ -24,7 +24,7 @@ const hostRoot = 100000
 // busybox is Debian's busybox-static; .ci installs it.
 const busybox = "/bin/busybox"
 
-var applets = []string{"sh", "id", "cat", "ls", "hostname", "echo", "touch", "pwd", "stat", "test", "sleep", "readlink", "wc"}
+var applets = []string{"sh", "id", "cat", "ls", "hostname", "echo", "touch", "pwd", "stat", "test", "sleep", "readlink", "wc", "true"}
 
 // testMap maps container ids 0-65535 to host ids 100000-165535.
 func testMap(t *testing.T) idmap.IDMap {
