@@ -70,6 +70,11 @@ type Config struct {
 	// Dir is the working directory inside the container; empty means "/".
 	Dir string
 
+	// Stdin, Stdout and Stderr are the command's; nil means /dev/null.
+	// An *os.File is handed to the command as it is. Any other Stdin is
+	// copied through a pipe, and Run does not wait for it to reach EOF:
+	// once the container has exited, the copy ends after its pending
+	// Read returns, and whatever that Read consumed is lost.
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

@@ -15,21 +15,16 @@ import (
 
 // Setup steps of the container init, as named in errors.
 const (
-	stepConfig     = "read configuration"
-	stepPrivate    = "make mounts private"
-	stepAttachRoot = "attach root"
-	stepMountProc  = "mount proc"
-	stepMountDev   = "mount dev"
-	stepHostname   = "set hostname"
-	stepPivotRoot  = "pivot_root"
-	stepChdir      = "change to working directory"
+	stepConfig    = "read configuration"
+	stepPrivate   = "make mounts private"
+	stepBindRoot  = "bind-mount root"
+	stepMountProc = "mount proc"
+	stepMountDev  = "mount dev"
+	stepHostname  = "set hostname"
+	stepPivotRoot = "pivot_root"
+	stepChdir     = "change to working directory"
+	stepCloseFDs  = "close inherited descriptors"
 )
-
-// attachPoint is where the init attaches the root's clone in its own mount
-// namespace before pivoting into it. Any directory would do: the host's
-// /proc exists wherever this can work at all, and the host's mounts are
-// detached afterwards.
-const attachPoint = "/proc"
 
 // maxConfig caps the configuration the init reads (args and environment).
 const maxConfig = 8 << 20
@@ -90,9 +85,11 @@ func containerInit() int {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fail(stepPrivate, os.NewSyscallError("mount", err))
 	}
-	root := fdRoot
-	if err := unix.MoveMount(root, "", unix.AT_FDCWD, attachPoint, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fail(stepAttachRoot, os.NewSyscallError("move_mount", err))
+	// Run started us in the root (see startIn); make it a mount of its
+	// own to pivot into.
+	root, err := bindSelf(".")
+	if err != nil {
+		return fail(stepBindRoot, err)
 	}
 	// The image belongs to the container: open what we mount on without
 	// following symlinks, and mount on the descriptor, not on a path.
@@ -100,11 +97,12 @@ func containerInit() int {
 	if err != nil {
 		return fail(stepMountProc, &os.PathError{Op: "open", Path: "/proc", Err: err})
 	}
-	_, err = mountNew(proc, "proc", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	procMount, err := mountNew(proc, "proc", nil, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	unix.Close(proc)
 	if err != nil {
 		return fail(stepMountProc, err)
 	}
+	unix.Close(procMount)
 	if dev, err := unix.Openat(root, "dev", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		err = mountDev(dev)
 		unix.Close(dev)
@@ -125,9 +123,29 @@ func containerInit() int {
 	// Nothing inherited beyond stdin, stdout and stderr reaches the
 	// command; the status pipe closes on exec, telling Run all went well.
 	if err := unix.CloseRange(3, math.MaxUint, unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fail("close descriptors", os.NewSyscallError("close_range", err))
+		return fail(stepCloseFDs, os.NewSyscallError("close_range", err))
 	}
 	return execCommand(ic.Args, ic.Env)
+}
+
+// bindSelf bind-mounts the directory dir on itself, with everything
+// mounted below it, and returns a descriptor for the new mount's root.
+// Bind mounts keep the locked flags of what they copy.
+func bindSelf(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.O_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return -1, os.NewSyscallError("open_tree", err)
+	}
+	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(tree)
+		return -1, os.NewSyscallError("move_mount", err)
+	}
+	return tree, nil
 }
 
 // pivot makes the mount at root the root of the mount namespace and

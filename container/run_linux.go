@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -29,16 +28,10 @@ const (
 	fdExe    = 3 // the calling binary, executed through /proc/self/fd
 	fdConfig = 4 // read end of a pipe carrying initConfig as JSON
 	fdStatus = 5 // write end of a pipe for an initFailure; closes on exec
-	fdRoot   = 6 // detached recursive bind mount of Config.Root (open_tree)
 )
 
 // maxStatus caps what Run reads back from a failing init.
 const maxStatus = 64 << 10
-
-// stdinDelay is how long Run waits, once the container has exited, for a
-// Stdin that is not an *os.File to reach EOF; the goroutine copying it is
-// then abandoned, blocked in Read.
-const stdinDelay = time.Second
 
 // forwarded are the signals Run relays to the container while it runs.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
@@ -64,7 +57,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err := checkMap("gid", cfg.IDs.GID); err != nil {
 		return ExitSetupFailed, err
 	}
-	root, err := cloneRoot(cfg.Root)
+	root, err := openRoot(cfg.Root)
 	if err != nil {
 		return ExitSetupFailed, err
 	}
@@ -95,10 +88,21 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	cmd.Args = []string{initArg0}
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
-	// Once the init has exited every process in its pid namespace is
-	// gone, so only a Stdin that never reaches EOF can hold Wait up.
-	cmd.WaitDelay = stdinDelay
-	cmd.ExtraFiles = []*os.File{exe, configR, statusW, root} // fdExe, fdConfig, fdStatus, fdRoot
+	// os/exec would copy a Stdin that is not an *os.File itself, and Wait
+	// would wait for that copy to reach EOF even after the container has
+	// exited, which an interactive reader never does. Copy it here
+	// instead; closing the pipe once the container is gone ends the copy
+	// at its next Write.
+	var stdinR, stdinW *os.File
+	if _, isFile := cfg.Stdin.(*os.File); cfg.Stdin != nil && !isFile {
+		if stdinR, stdinW, err = os.Pipe(); err != nil {
+			return ExitSetupFailed, fmt.Errorf("start container: %w", err)
+		}
+		defer stdinR.Close()
+		defer stdinW.Close()
+		cmd.Stdin = stdinR
+	}
+	cmd.ExtraFiles = []*os.File{exe, configR, statusW} // fdExe, fdConfig, fdStatus
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID |
 			syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
@@ -108,8 +112,8 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		// Become container root before exec so that the init starts with
 		// the full capability set of the new user namespace.
 		Credential: &syscall.Credential{Uid: 0, Gid: 0},
-		// The death signal belongs to the thread that forks: keep this
-		// goroutine on it until the child exists.
+		// The death signal belongs to the thread that forks; see
+		// startIn.
 		Pdeathsig: syscall.SIGKILL,
 	}
 
@@ -117,14 +121,20 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		return ExitSetupFailed, &SetupError{Root: cfg.Root, Step: "create namespaces", Err: err, Hint: startHint(err)}
+	release := make(chan struct{})
+	defer close(release)
+	if err := startIn(root, cmd, release); err != nil {
+		return ExitSetupFailed, err
 	}
 	configR.Close()
 	statusW.Close()
+	if stdinW != nil {
+		stdinR.Close()
+		go func() {
+			_, _ = io.Copy(stdinW, cfg.Stdin)
+			stdinW.Close() // EOF for the container
+		}()
+	}
 	root.Close()
 	exe.Close()
 
@@ -161,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		return code, fmt.Errorf("container in %s killed: %w", cfg.Root, context.Cause(ctx))
 	}
 	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) && !errors.Is(waitErr, exec.ErrWaitDelay) {
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		// The command ran, but copying its stdin/stdout/stderr failed.
 		return code, fmt.Errorf("container in %s: %w", cfg.Root, waitErr)
 	}
@@ -171,11 +181,44 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	return code, nil
 }
 
-// cloneRoot checks that dir can serve as a container root and returns a
-// detached recursive bind mount of it (open_tree(2) with OPEN_TREE_CLONE).
-// The container init attaches it inside its own mount namespace; here it is
-// never attached, so closing it leaves nothing mounted.
-func cloneRoot(dir string) (*os.File, error) {
+// startIn starts cmd with its working directory at root, and keeps the
+// thread that forked it alive until release is closed.
+//
+// The container init finds its root through its working directory: when
+// clone(2) creates the mount namespace, the kernel moves the child's root
+// and working directory to the copies of their mounts, and those copies,
+// made for the new user namespace, carry locked flags (container root
+// cannot lift nosuid or nodev from them). A root handed over as a
+// descriptor or a detached mount would not be locked; a path would have to
+// be walked as the container's root uid, which may not reach it.
+//
+// The working directory is set on a thread of its own (unshare CLONE_FS),
+// which is never returned to the Go scheduler: it ends when its goroutine
+// does. That goroutine waits for release because the child's Pdeathsig
+// fires when the forking thread exits.
+func startIn(root *os.File, cmd *exec.Cmd, release <-chan struct{}) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		started <- func() error {
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return fmt.Errorf("start container: %w", os.NewSyscallError("unshare CLONE_FS", err))
+			}
+			if err := unix.Fchdir(int(root.Fd())); err != nil {
+				return fmt.Errorf("start container: %w", &os.PathError{Op: "chdir", Path: root.Name(), Err: err})
+			}
+			if err := cmd.Start(); err != nil {
+				return &SetupError{Root: root.Name(), Step: "create namespaces", Err: err, Hint: startHint(err)}
+			}
+			return nil
+		}()
+		<-release
+	}()
+	return <-started
+}
+
+// openRoot checks that dir can serve as a container root and opens it.
+func openRoot(dir string) (*os.File, error) {
 	if dir == "" {
 		return nil, errors.New("no root directory given")
 	}
@@ -183,24 +226,21 @@ func cloneRoot(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container root %s: %w", dir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	defer unix.Close(fd)
 	// The init mounts a new /proc there; the image must provide the
 	// directory (the launcher never writes into the image).
 	pfd, err := unix.Openat(fd, "proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(pfd)
+		return os.NewFile(uintptr(fd), dir), nil
+	}
+	unix.Close(fd)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return nil, fmt.Errorf("container root %s has no proc directory; create it (mkdir %s/proc) so the container gets its own /proc", dir, dir)
 	case errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
 		return nil, fmt.Errorf("container root %s: proc is not a directory; replace it with an empty directory so the container gets its own /proc", dir)
-	case err != nil:
-		return nil, fmt.Errorf("container root %s: %w", dir, &os.PathError{Op: "open", Path: dir + "/proc", Err: err})
 	}
-	unix.Close(pfd)
-	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.O_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
-	if err != nil {
-		return nil, fmt.Errorf("container root %s: clone mount with open_tree (needs root and Linux 5.2 or later): %w", dir, os.NewSyscallError("open_tree", err))
-	}
-	return os.NewFile(uintptr(tree), dir), nil
+	return nil, fmt.Errorf("container root %s: %w", dir, &os.PathError{Op: "open", Path: dir + "/proc", Err: err})
 }
 
 func procMappings(m idmap.Map) []syscall.SysProcIDMap {
@@ -255,8 +295,8 @@ func failureHint(step string, errno syscall.Errno) string {
 		return "the kernel allows a new /proc only where the host's /proc is fully visible; run on the host, not inside another container that masks /proc"
 	case step == stepPivotRoot && errno == unix.EINVAL:
 		return "the host's / must be a mount point; pivot_root does not work from an initramfs"
-	case step == stepAttachRoot:
-		return "the kernel must allow attaching a mount from open_tree inside a user namespace (Linux 5.2 or later)"
+	case step == stepBindRoot:
+		return "open_tree and move_mount need Linux 5.2 or later"
 	}
 	return ""
 }

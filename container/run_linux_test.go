@@ -8,12 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shiftlock/shiftlock/idmap"
 )
@@ -24,7 +27,7 @@ const hostRoot = 100000
 // busybox is Debian's busybox-static; .ci installs it.
 const busybox = "/bin/busybox"
 
-var applets = []string{"sh", "id", "cat", "ls", "hostname", "echo", "touch", "pwd", "stat", "test", "sleep", "readlink", "wc", "true"}
+var applets = []string{"sh", "id", "cat", "ls", "hostname", "echo", "touch", "pwd", "stat", "test", "sleep", "readlink", "wc", "true", "mount"}
 
 // testMap maps container ids 0-65535 to host ids 100000-165535.
 func testMap(t *testing.T) idmap.IDMap {
@@ -41,6 +44,12 @@ func testMap(t *testing.T) idmap.IDMap {
 // out (such as "proc" or "dev").
 func newRootfs(t *testing.T, without ...string) string {
 	t.Helper()
+	return newRootfsIn(t, t.TempDir(), hostRoot, without...)
+}
+
+// newRootfsIn is newRootfs in directory parent, owned by owner.
+func newRootfsIn(t *testing.T, parent string, owner int, without ...string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create user namespaces with a 100000-based map")
 	}
@@ -48,7 +57,7 @@ func newRootfs(t *testing.T, without ...string) string {
 	if err != nil {
 		t.Fatalf("this test needs Debian's busybox-static (apt-get install busybox-static): %v", err)
 	}
-	root := filepath.Join(t.TempDir(), "rootfs")
+	root := filepath.Join(parent, "rootfs")
 	dirs := map[string]os.FileMode{"bin": 0o755, "proc": 0o555, "dev": 0o755, "tmp": 0o1777, "root": 0o700, "etc": 0o755}
 	for _, w := range without {
 		delete(dirs, w)
@@ -78,7 +87,7 @@ func newRootfs(t *testing.T, without ...string) string {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, hostRoot, hostRoot)
+		return os.Lchown(p, owner, owner)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -397,5 +406,181 @@ func TestRunCancel(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
+
+// TestRunKeepsMountFlagsLocked checks that container root cannot lift the
+// nosuid and nodev of the mount its root lives on (for idmapfs, the FUSE
+// mount): the kernel locks them only if the container's mounts are copies
+// made for its user namespace, not mounts handed in from outside.
+func TestRunKeepsMountFlagsLocked(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=755"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	root := newRootfsIn(t, dir, hostRoot)
+	r := run(t, root, "", "sh", "-c", "mount -o remount,bind,dev,suid / 2>/dev/null; cat /proc/self/mountinfo")
+	if r.err != nil {
+		t.Fatalf("Run = %d, %v (stderr %q)", r.code, r.err, r.stderr)
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 5 && f[4] == "/" {
+			if opts := "," + f[5] + ","; !strings.Contains(opts, ",nodev,") || !strings.Contains(opts, ",nosuid,") {
+				t.Errorf("after remount inside, / has options %s; want nodev and nosuid kept", f[5])
+			}
+			return
+		}
+	}
+	t.Errorf("no / in mountinfo inside: %q", r.stdout)
+}
+
+func TestRunClosesInheritedDescriptors(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	// ls has 0, 1 and 2, plus 3 for the directory it lists.
+	if got := mustRun(t, root, "ls", "/proc/self/fd"); got != "0\n1\n2\n3\n" {
+		t.Errorf("ls /proc/self/fd = %q; want only stdin, stdout, stderr and ls's own", got)
+	}
+}
+
+// TestRunRelaysSignals sends SIGTERM to the test process while a container
+// runs: Run must catch it and pass it on. Not parallel: the signal reaches
+// every Run in the process.
+func TestRunRelaysSignals(t *testing.T) {
+	root := newRootfs(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	stdoutR, stdoutW := io.Pipe()
+	defer stdoutR.Close()
+	done := make(chan result, 1)
+	go func() {
+		cfg := Config{Root: root, IDs: testMap(t), Stdout: stdoutW,
+			Args: []string{"sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done"}}
+		code, err := Run(ctx, cfg)
+		stdoutW.Close()
+		done <- result{code: code, err: err}
+	}()
+	out := bufio.NewReader(stdoutR)
+	if line, err := out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("first line = %q, %v; want %q", line, err, "ready\n")
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(out)
+	r := <-done
+	if r.err != nil || r.code != 3 || string(rest) != "got TERM\n" {
+		t.Errorf("after SIGTERM: Run = %d, %v, output %q; want 3, nil, %q", r.code, r.err, rest, "got TERM\n")
+	}
+}
+
+// TestRunOnIDMappedMount runs on what idmapfs provides, with the kernel's
+// idmapped mounts standing in for it: a root-owned image shown with host
+// ids through a mount whose root is the container's root.
+func TestRunOnIDMappedMount(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for an idmapped mount")
+	}
+	disk := newRootfsIn(t, t.TempDir(), 0)
+	target := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	idmapMount(t, disk, target, testMap(t))
+	if st, err := os.Stat(filepath.Join(target, "bin/busybox")); err != nil || st.Sys().(*syscall.Stat_t).Uid != hostRoot {
+		t.Fatalf("idmapped mount does not show host ids: %v, %v", st, err)
+	}
+
+	got := mustRun(t, target, "sh", "-c", "id -u; stat -c %u:%g /bin/busybox; touch /tmp/new; stat -c %u:%g /tmp/new")
+	if want := "0\n0:0\n0:0\n"; got != want {
+		t.Errorf("inside = %q; want %q", got, want)
+	}
+	st, err := os.Lstat(filepath.Join(disk, "tmp/new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 0 || sys.Gid != 0 {
+		t.Errorf("file made inside is %d:%d on disk; want 0:0", sys.Uid, sys.Gid)
+	}
+}
+
+// idmapMount mounts dir on target with ids shifted by m, like idmapfs, and
+// unmounts it when the test ends.
+func idmapMount(t *testing.T, dir, target string, m idmap.IDMap) {
+	t.Helper()
+	sleep := exec.Command("/bin/busybox", "sleep", "60")
+	sleep.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: procMappings(m.UID),
+		GidMappings: procMappings(m.GID),
+	}
+	if err := sleep.Start(); err != nil {
+		t.Fatalf("start a process in a user namespace: %v", err)
+	}
+	defer func() {
+		sleep.Process.Kill()
+		sleep.Wait()
+	}()
+	ns, err := os.Open("/proc/" + strconv.Itoa(sleep.Process.Pid) + "/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tree, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		t.Fatalf("open_tree %s: %v", dir, err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		t.Fatalf("mount_setattr MOUNT_ATTR_IDMAP on %s: %v", dir, err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		t.Fatalf("move_mount to %s: %v", target, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", target, err)
+		}
+	})
+}
+
+// TestRunStdioFiles passes *os.File stdio, as the idmapfs command does.
+func TestRunStdioFiles(t *testing.T) {
+	t.Parallel()
+	root := newRootfs(t)
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := inW.WriteString("from a file\n"); err != nil {
+		t.Fatal(err)
+	}
+	inW.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	code, err := Run(ctx, Config{Root: root, IDs: testMap(t), Args: []string{"cat"}, Stdin: inR, Stdout: out, Stderr: out})
+	if err != nil || code != 0 {
+		t.Fatalf("Run(cat) = %d, %v; want 0, nil", code, err)
+	}
+	got, err := os.ReadFile(out.Name())
+	if err != nil || string(got) != "from a file\n" {
+		t.Errorf("output = %q, %v; want %q", got, err, "from a file\n")
 	}
 }
