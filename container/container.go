@@ -32,6 +32,9 @@ import (
 // the search path for Config.Args[0] when Env has no PATH.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// DefaultUmask is the command's umask when Config.Umask is nil.
+const DefaultUmask = 0o022
+
 // DefaultHostname is the container's hostname when Config.Hostname is empty.
 const DefaultHostname = "idmapfs"
 
@@ -69,6 +72,9 @@ type Config struct {
 	Hostname string
 	// Dir is the working directory inside the container; empty means "/".
 	Dir string
+	// Umask is the command's umask; nil means DefaultUmask. (The calling
+	// process's own umask is no guide: an idmapfs daemon runs with 0.)
+	Umask *uint32
 
 	// Stdin, Stdout and Stderr are the command's; nil means /dev/null.
 	// An *os.File is handed to the command as it is. Any other Stdin is
@@ -87,6 +93,7 @@ type initConfig struct {
 	Env      []string `json:"env"`
 	Hostname string   `json:"hostname"`
 	Dir      string   `json:"dir"`
+	Umask    uint32   `json:"umask"`
 }
 
 // initFailure is what the container init sends back, as JSON, when a setup
@@ -124,6 +131,10 @@ func initSettings(cfg *Config) (initConfig, error) {
 		Env:      cfg.Env,
 		Hostname: cfg.Hostname,
 		Dir:      cfg.Dir,
+		Umask:    DefaultUmask,
+	}
+	if cfg.Umask != nil {
+		ic.Umask = *cfg.Umask & 0o777
 	}
 	if len(ic.Args) == 0 || ic.Args[0] == "" {
 		return ic, errors.New("no command to run; give one after --")

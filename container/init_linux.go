@@ -116,6 +116,7 @@ func containerInit() int {
 	if err := pivot(root); err != nil {
 		return fail(stepPivotRoot, err)
 	}
+	unix.Umask(int(ic.Umask))
 	if err := unix.Chdir(ic.Dir); err != nil {
 		return fail(stepChdir, &os.PathError{Op: "chdir", Path: ic.Dir, Err: err})
 	}

@@ -18,9 +18,14 @@ import (
 
 func main() {
 	container.MaybeInit()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	args := os.Args[1:]
+	ctx := context.Background()
+	if len(args) == 0 || args[0] != "run" {
+		// run relays these signals to the container's command instead.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+	}
 	if filepath.Base(os.Args[0]) == "mount.fuse.idmapfs" || filepath.Base(os.Args[0]) == "mount.idmapfs" {
 		args = append([]string{"mount-helper"}, args...)
 	}
