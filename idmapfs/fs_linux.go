@@ -79,6 +79,8 @@ type Node struct {
 	key  devIno
 	gen  uint64
 	refs atomic.Int64 // 1 while the kernel may use the node, +1 per operation in flight
+
+	reviveMu sync.Mutex
 }
 
 var (
@@ -170,17 +172,63 @@ func (f *FS) newNode(fd int, st *unix.Stat_t, gen uint64) *Node {
 	return n
 }
 
-// get pins the node's descriptor for one operation.
-func (n *Node) get() (int, syscall.Errno) {
+// tryGet pins the node's descriptor for one operation, if it still has one.
+func (n *Node) tryGet() (int, bool) {
 	for {
 		r := n.refs.Load()
 		if r <= 0 {
-			return -1, syscall.ESTALE
+			return -1, false
 		}
 		if n.refs.CompareAndSwap(r, r+1) {
-			return n.fd, 0
+			return n.fd, true
 		}
 	}
+}
+
+// get pins the node's descriptor for one operation. A node whose
+// descriptor was closed by OnForget can still come back: go-fuse may hand
+// it to the kernel again when a lookup raced with the forget. Such a node
+// reopens its inode by name from its parent, and only if it finds the
+// same inode there.
+func (n *Node) get() (int, syscall.Errno) {
+	if fd, ok := n.tryGet(); ok {
+		return fd, 0
+	}
+	return n.revive()
+}
+
+func (n *Node) revive() (int, syscall.Errno) {
+	n.reviveMu.Lock()
+	defer n.reviveMu.Unlock()
+	if fd, ok := n.tryGet(); ok {
+		return fd, 0
+	}
+	name, parent := n.Parent()
+	p, ok := parentNode(parent)
+	if !ok || p == n {
+		return -1, syscall.ESTALE
+	}
+	pfd, e := p.get()
+	if e != 0 {
+		return -1, e
+	}
+	fd, err := openBeneath(pfd, name, unix.O_PATH, 0)
+	p.put()
+	if err != nil {
+		return -1, syscall.ESTALE
+	}
+	var st unix.Stat_t
+	if err := fstatPath(fd, &st); err != nil || (devIno{st.Dev, st.Ino}) != n.key {
+		unix.Close(fd)
+		return -1, syscall.ESTALE
+	}
+	n.fd = fd
+	n.refs.Store(2) // the kernel's reference and this operation's
+	f := n.fsys
+	f.mu.Lock()
+	f.nodes[n.key] = n
+	f.mu.Unlock()
+	return fd, 0
 }
 
 func (n *Node) put() {
@@ -275,23 +323,27 @@ func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode
 	f.mu.Lock()
 	gen := uint64(1)
 	if prev := f.nodes[key]; prev != nil {
-		gen = prev.gen
-		if pfd, e := prev.get(); e != 0 {
-			gen++
-		} else {
+		gen = prev.gen + 1
+		if pfd, ok := prev.tryGet(); ok {
 			var pst unix.Stat_t
-			if err := fstatPath(pfd, &pst); err != nil || pst.Nlink == 0 || pst.Mode&unix.S_IFMT != st.Mode&unix.S_IFMT {
-				// The inode number was reused by a new file.
-				gen++
-			}
+			same := fstatPath(pfd, &pst) == nil && pst.Nlink > 0 && pst.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT
 			prev.put()
+			if same {
+				// The kernel knows this inode already (another name,
+				// or a lookup after its entry expired).
+				f.mu.Unlock()
+				unix.Close(fd)
+				f.fillEntry(&st, out)
+				return prev.EmbeddedInode(), 0
+			}
+			// Otherwise the inode number was reused by a new file.
 		}
 	}
 	node := f.newNode(fd, &st, gen)
 	f.nodes[key] = node
 	f.mu.Unlock()
-	// A node that loses to an existing one in go-fuse's table is dropped
-	// without OnForget; the finalizer closes its descriptor.
+	// Should go-fuse ever drop a node without OnForget, the finalizer
+	// closes its descriptor.
 	setNodeFinalizer(node)
 	f.fillEntry(&st, out)
 	return n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: gen}), 0
