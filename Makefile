@@ -9,7 +9,7 @@ export GOFLAGS ?= -buildvcs=false
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 # The main job: a root-owned busybox rootfs (or ROOTFS=/path) run as an
 # unprivileged container through idmapfs.

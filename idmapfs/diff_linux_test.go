@@ -201,6 +201,35 @@ var diffOps = []diffOp{
 	{name: "chown_noop", run: func(dir string, a opArgs) (string, error) { return "", chown(j(dir, "f"), noID, noID) }},
 	{name: "chown_suid", run: func(dir string, a opArgs) (string, error) { return "", chown(j(dir, "suid"), a.UID, noID) }},
 	{name: "chown_symlink", run: func(dir string, a opArgs) (string, error) { return "", chown(j(dir, "link"), a.UID, a.GID) }},
+	// f70000 is owned by disk uid and gid 70000, which have no host id.
+	// The kernel's idmapped mounts refuse to change or delete such an
+	// inode (notify_change, may_delete, may_linkat: EOVERFLOW) unless the
+	// change makes its ids valid.
+	{name: "unlink_f70000", run: func(dir string, a opArgs) (string, error) { return "", unix.Unlink(j(dir, "f70000")) }},
+	{name: "rename_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", unix.Rename(j(dir, "f70000"), j(dir, "f70000.moved"))
+	}},
+	{name: "rename_over_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", unix.Rename(j(dir, "f"), j(dir, "f70000"))
+	}},
+	{name: "link_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", unix.Link(j(dir, "f70000"), j(dir, "f70000.link"))
+	}},
+	{name: "chmod_f70000", run: func(dir string, a opArgs) (string, error) { return "", unix.Chmod(j(dir, "f70000"), 0o600) }},
+	{name: "chown_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", chown(j(dir, "f70000"), a.UID, a.GID)
+	}},
+	{name: "truncate_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", unix.Truncate(j(dir, "f70000"), 1)
+	}},
+	{name: "write_f70000", run: func(dir string, a opArgs) (string, error) { return "", writeAppend(j(dir, "f70000")) }},
+	{name: "utimes_f70000", run: func(dir string, a opArgs) (string, error) {
+		ts := []unix.Timespec{{Sec: 1234567890}, {Sec: 1234567891}}
+		return "", unix.UtimesNanoAt(unix.AT_FDCWD, j(dir, "f70000"), ts, 0)
+	}},
+	{name: "setxattr_f70000", run: func(dir string, a opArgs) (string, error) {
+		return "", unix.Setxattr(j(dir, "f70000"), "user.test", []byte("v"), 0)
+	}},
 	{name: "truncate", run: func(dir string, a opArgs) (string, error) { return "", unix.Truncate(j(dir, "f"), 2) }},
 	{name: "truncate_wd", run: func(dir string, a opArgs) (string, error) { return "", unix.Truncate(j(dir, "wd", "wf"), 1) }},
 	{name: "utimes", run: func(dir string, a opArgs) (string, error) {
@@ -285,28 +314,43 @@ var diffOps = []diffOp{
 }
 
 // fuseOrder lists the (op.caller) cases where both mounts refuse and leave
-// the tree alone, but with different errnos: the kernel's idmapped mount
-// checks that the caller's fsuid (or the new owner) has a mapping before it
-// checks permissions and answers EOVERFLOW; through FUSE the kernel checks
-// permissions itself (default_permissions) before idmapfs sees the request
-// and answers EACCES or EPERM. idmapfs cannot answer first; the value is the
-// errno idmapfs gives.
-var fuseOrder = map[string]syscall.Errno{
+// the tree alone, but with different errnos, and the pair {idmapfs,
+// kernel}. The kernel's idmapped mount checks ids first: a caller's fsuid
+// or a new owner without a mapping, or an inode whose owner has none
+// (HAS_UNMAPPED_ID), is refused with EOVERFLOW (EPERM for xattr writes)
+// before permissions are checked. Through FUSE the kernel checks
+// permissions itself (default_permissions) against the ids idmapfs shows
+// (65534 for an unmapped owner) before idmapfs sees the request, and
+// answers EACCES or EPERM. idmapfs cannot answer first.
+var fuseOrder = map[string][2]syscall.Errno{
 	// An unmapped caller creating in a directory it may not write.
-	"create.unmapped":      syscall.EACCES,
-	"create_sgid.unmapped": syscall.EACCES,
-	"mkdir.unmapped":       syscall.EACCES,
-	"mkdir_sgid.unmapped":  syscall.EACCES,
-	"mknod_chr.unmapped":   syscall.EACCES,
+	"create.unmapped":      {syscall.EACCES, syscall.EOVERFLOW},
+	"create_sgid.unmapped": {syscall.EACCES, syscall.EOVERFLOW},
+	"mkdir.unmapped":       {syscall.EACCES, syscall.EOVERFLOW},
+	"mkdir_sgid.unmapped":  {syscall.EACCES, syscall.EOVERFLOW},
+	"mknod_chr.unmapped":   {syscall.EACCES, syscall.EOVERFLOW},
+}
+
+func init() {
+	unprivileged := []string{"cuser", "cgroup", "unmapped"}
+	notRoot := []string{"croot", "cuser", "cgroup", "unmapped"}
+	add := func(op string, who []string, idmapfsErr, kernelErr syscall.Errno) {
+		for _, c := range who {
+			fuseOrder[op+"."+c] = [2]syscall.Errno{idmapfsErr, kernelErr}
+		}
+	}
 	// chown to an unmapped id by a caller who may not chown at all.
-	"chown_unmapped_uid.croot":    syscall.EPERM,
-	"chown_unmapped_uid.cuser":    syscall.EPERM,
-	"chown_unmapped_uid.cgroup":   syscall.EPERM,
-	"chown_unmapped_uid.unmapped": syscall.EPERM,
-	"chown_unmapped_gid.croot":    syscall.EPERM,
-	"chown_unmapped_gid.cuser":    syscall.EPERM,
-	"chown_unmapped_gid.cgroup":   syscall.EPERM,
-	"chown_unmapped_gid.unmapped": syscall.EPERM,
+	add("chown_unmapped_uid", notRoot, syscall.EPERM, syscall.EOVERFLOW)
+	add("chown_unmapped_gid", notRoot, syscall.EPERM, syscall.EOVERFLOW)
+	// f70000 (owner without a mapping) by callers who may not touch it.
+	add("unlink_f70000", unprivileged, syscall.EACCES, syscall.EOVERFLOW)
+	add("rename_f70000", unprivileged, syscall.EACCES, syscall.EOVERFLOW)
+	// protected_hardlinks refuses first through FUSE, also for
+	// container root, who has no capability over an unmapped owner.
+	add("link_f70000", append(notRoot, "nsroot"), syscall.EPERM, syscall.EOVERFLOW)
+	add("chmod_f70000", append(notRoot, "nsroot"), syscall.EPERM, syscall.EOVERFLOW)
+	add("utimes_f70000", append(notRoot, "nsroot"), syscall.EPERM, syscall.EOVERFLOW)
+	add("setxattr_f70000", append(notRoot, "nsroot"), syscall.EACCES, syscall.EPERM)
 }
 
 func trustedHidden(c caller) string {
@@ -431,8 +475,9 @@ func TestDiffKernel(t *testing.T) {
 					t.Logf("idmapfs errno=%v out=%q; kernel errno=%v out=%q", ra.errnoString(), ra.Out, rb.errnoString(), rb.Out)
 					diskDiff := diffStates(diskA, diskB)
 					if k, ok := fuseOrder[op.name+"."+c.name]; ok && len(diskDiff) == 0 &&
-						ra.Errno == int(k) && rb.Errno == int(syscall.EOVERFLOW) {
-						t.Logf("known FUSE difference: idmapfs %v, kernel EOVERFLOW: the FUSE kernel checks permissions (default_permissions) before idmapfs sees the request, the idmapped mount checks the id mapping first", unix.ErrnoName(k))
+						ra.Errno == int(k[0]) && rb.Errno == int(k[1]) {
+						t.Logf("known FUSE difference: idmapfs %v, kernel %v: the idmapped mount checks id mappings first, FUSE checks permissions (default_permissions) before idmapfs sees the request",
+							unix.ErrnoName(k[0]), unix.ErrnoName(k[1]))
 						return
 					}
 					if ra.Errno != rb.Errno || ra.Out != rb.Out || len(diskDiff) > 0 {

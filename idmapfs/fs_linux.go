@@ -505,7 +505,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
-	return f.newFile(ffd, flags)
+	return f.newFile(ffd, flags, true)
 }
 
 func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -534,14 +534,14 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if err != nil {
 		return nil, nil, 0, toErrno(f.log, "create", err)
 	}
-	return n.openedChild(ctx, ffd, flags, out)
+	return n.openedChild(ctx, ffd, name, flags, out)
 }
 
-// openedChild builds the node and file handle for a file just created and
-// opened as ffd.
-func (n *Node) openedChild(ctx context.Context, ffd int, flags uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+// openedChild builds the node and file handle for a file just created in n
+// and opened as ffd. name is "" for an O_TMPFILE.
+func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
-	pathFd, err := reopen(ffd, unix.O_PATH)
+	pathFd, err := n.pathOf(ffd, name)
 	if err != nil {
 		unix.Close(ffd)
 		return nil, nil, 0, toErrno(f.log, "reopen", err)
@@ -551,11 +551,34 @@ func (n *Node) openedChild(ctx context.Context, ffd int, flags uint32, out *fuse
 		unix.Close(ffd)
 		return nil, nil, 0, e
 	}
-	fh, fflags, e := f.newFile(ffd, flags)
+	// A new file is written through the daemon: registering a backing
+	// file costs two ioctls per open, more than the few writes a small
+	// new file gets. Files opened again later use passthrough.
+	fh, fflags, e := f.newFile(ffd, flags, false)
 	if e != 0 {
 		return nil, nil, 0, e
 	}
 	return ch, fh, fflags, 0
+}
+
+// pathOf returns an O_PATH descriptor of the inode open as fd, which was
+// just created as name in n: by name when that still is the same inode (the
+// cheap way), else through /proc/self/fd.
+func (n *Node) pathOf(fd int, name string) (int, error) {
+	if name != "" {
+		if pfd, ok := n.tryGet(); ok {
+			p, err := openBeneath(pfd, name, unix.O_PATH, 0)
+			n.put()
+			if err == nil {
+				var a, b unix.Stat_t
+				if unix.Fstat(fd, &a) == nil && fstatPath(p, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+					return p, nil
+				}
+				unix.Close(p)
+			}
+		}
+	}
+	return reopen(fd, unix.O_PATH)
 }
 
 func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -581,7 +604,7 @@ func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryO
 	if err != nil {
 		return nil, nil, 0, toErrno(f.log, "tmpfile", err)
 	}
-	return n.openedChild(ctx, ffd, flags, out)
+	return n.openedChild(ctx, ffd, "", flags, out)
 }
 
 // create runs mk as the caller and looks the new entry up.

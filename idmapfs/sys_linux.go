@@ -1,6 +1,7 @@
 package idmapfs
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -161,12 +162,17 @@ func removexattrAt(t xattrTarget, name string) error {
 
 // creds switches the calling OS thread's filesystem ids, so that a new
 // inode is created with the right owner from the start.
+//
+// Changing fsuid away from 0 drops the filesystem capabilities
+// (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID...) from the thread's effective
+// set. The daemon needs them kept: the kernel already judged access on the
+// FUSE side (default_permissions) with the caller's real groups and ACLs,
+// and the backing filesystem must only store the new owner. With
+// SECBIT_NO_SETUID_FIXUP set on every thread (possible in a cgo-free build)
+// the kernel keeps them; otherwise capset puts them back per call.
 type creds struct {
-	// caps is the daemon's capability set, re-applied to the effective set
-	// after setfsuid drops the filesystem capabilities: the kernel already
-	// judged access on the FUSE side (default_permissions), the backing
-	// filesystem must only store the owner.
-	caps [2]unix.CapUserData
+	noFixup bool
+	caps    [2]unix.CapUserData
 }
 
 func newCreds() (*creds, error) {
@@ -175,8 +181,20 @@ func newCreds() (*creds, error) {
 	if err := unix.Capget(&hdr, &c.caps[0]); err != nil {
 		return nil, fmt.Errorf("capget: %w", err)
 	}
+	const need = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID | 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_CHOWN | 1<<unix.CAP_FOWNER
+	if c.caps[0].Effective&need != need {
+		return nil, errors.New("idmapfs needs CAP_SETUID, CAP_SETGID, CAP_CHOWN, CAP_DAC_OVERRIDE and CAP_FOWNER: run it as root")
+	}
+	bits, _, e := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_GET_SECUREBITS, 0, 0)
+	if e == 0 {
+		_, _, e = syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, bits|secbitNoSetuidFixup, 0)
+		c.noFixup = e == 0
+	}
 	return c, nil
 }
+
+// secbitNoSetuidFixup is SECBIT_NO_SETUID_FIXUP (include/uapi/linux/securebits.h).
+const secbitNoSetuidFixup = 1 << 2
 
 func rawSetfsuid(id uint32) uint32 {
 	r, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, uintptr(id), 0, 0)
@@ -189,6 +207,7 @@ func rawSetfsgid(id uint32) uint32 {
 }
 
 // as runs fn on a locked OS thread whose fsuid/fsgid are uid/gid (disk ids).
+// setfsuid cannot fail for a holder of CAP_SETUID, which newCreds checked.
 func (c *creds) as(uid, gid uint32, fn func() error) error {
 	if uid == 0 && gid == 0 {
 		return fn()
@@ -196,24 +215,26 @@ func (c *creds) as(uid, gid uint32, fn func() error) error {
 	runtime.LockOSThread()
 	rawSetfsgid(gid)
 	rawSetfsuid(uid)
-	// Probe: setfsuid returns the previous value; -1 changes nothing.
-	if rawSetfsuid(^uint32(0)) != uid || rawSetfsgid(^uint32(0)) != gid {
-		c.restore()
-		return fmt.Errorf("setfsuid(%d)/setfsgid(%d) did not take: %w", uid, gid, syscall.EPERM)
-	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	if err := unix.Capset(&hdr, &c.caps[0]); err != nil {
-		c.restore()
-		return fmt.Errorf("capset: %w", err)
+	if !c.noFixup {
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		if err := unix.Capset(&hdr, &c.caps[0]); err != nil {
+			c.restore(uid, gid)
+			return fmt.Errorf("capset: %w", err)
+		}
 	}
 	err := fn()
-	c.restore()
+	c.restore(uid, gid)
 	return err
 }
 
-func (c *creds) restore() {
-	rawSetfsuid(0)
-	rawSetfsgid(0)
+// restore puts the thread back to fsuid/fsgid 0. setfsuid returns the
+// previous value, which confirms the switch had taken.
+func (c *creds) restore(uid, gid uint32) {
+	prevU := rawSetfsuid(0)
+	prevG := rawSetfsgid(0)
+	if prevU != uid || prevG != gid {
+		panic(fmt.Sprintf("idmapfs: thread fsuid/fsgid were %d/%d, want %d/%d", prevU, prevG, uid, gid))
+	}
 	if rawSetfsuid(^uint32(0)) == 0 && rawSetfsgid(^uint32(0)) == 0 {
 		runtime.UnlockOSThread()
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -180,6 +181,17 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return daemonize(args, stdout)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if path := os.Getenv("IDMAPFS_CPUPROFILE"); path != "" {
+		// For performance work: a pprof CPU profile of the whole mount.
+		pf, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 	server, fsys, err := idmapfs.Mount(source, mountpoint, mf.options(ids, log))
 	if err != nil {
 		if os.Getenv(daemonEnv) != "" {
