@@ -26,15 +26,28 @@ func setNodeFinalizer(n *Node) {
 
 // File is an open regular file of the backing tree.
 type File struct {
-	fsys *FS
-	mu   sync.Mutex
-	fd   int
+	fsys  *FS
+	node  *Node
+	flags uint32
+	mu    sync.Mutex
+	fd    int
+	mode  ioMode
 }
+
+// ioMode is how the kernel does I/O on a handle. The kernel refuses to mix
+// passthrough and page-cache handles of one inode, so a node's handles
+// all share one mode while any is open.
+type ioMode uint8
+
+const (
+	ioCached ioMode = iota
+	ioPassthrough
+	ioDirect
+)
 
 var (
 	_ fs.FileReader          = (*File)(nil)
 	_ fs.FileWriter          = (*File)(nil)
-	_ fs.FileFlusher         = (*File)(nil)
 	_ fs.FileFsyncer         = (*File)(nil)
 	_ fs.FileReleaser        = (*File)(nil)
 	_ fs.FilePassthroughFder = (*File)(nil)
@@ -42,21 +55,39 @@ var (
 
 // passthroughFile is a File whose reads and writes the kernel sends straight
 // to the backing file.
-type passthroughFile struct{ *File }
+type passthroughFile struct {
+	*File
+	backing int // a read-write descriptor registered as the backing file, or -1
+}
 
-func (f *FS) newFile(fd int, flags uint32, passthrough bool) (fs.FileHandle, uint32, syscall.Errno) {
-	h := &File{fsys: f, fd: fd}
-	// No FLUSH on close(2): with every write already in the backing file
-	// (passthrough or write-through), a flush has nothing to report that
-	// close of a local file would, and it costs a round trip per close.
-	// (With --writeback the kernel still writes dirty pages back first.)
+// newFile wraps fd, just opened with flags on node n. wantPT says whether
+// passthrough is worth it for this handle when the node's other handles
+// leave the choice open.
+func (n *Node) newFile(fd int, flags uint32, wantPT bool) (fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
+	h := &File{fsys: f, node: n, flags: flags, fd: fd}
+	// No FLUSH on close(2): every write is already in the backing file
+	// (passthrough or write-through), so a flush has nothing to report,
+	// and it costs a round trip per close. With --writeback the kernel
+	// still writes dirty pages back before close returns.
 	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
-	switch {
-	case f.opts.DirectIO:
-		fuseFlags |= fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES
-	case passthrough && f.passthrough && f.canPassthrough(fd, flags):
-		return &passthroughFile{h}, fuseFlags, 0
-	default:
+	if f.opts.DirectIO {
+		h.mode = ioDirect
+		return h, fuseFlags | fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES, 0
+	}
+	n.ioMu.Lock()
+	defer n.ioMu.Unlock()
+	pt := f.passthrough && (n.ptOpen > 0 || (n.cachedOpen == 0 && wantPT && f.canPassthrough(fd, flags)))
+	if pt {
+		n.ptOpen++
+		h.mode = ioPassthrough
+		return &passthroughFile{File: h, backing: -1}, fuseFlags, 0
+	}
+	n.cachedOpen++
+	h.mode = ioCached
+	if f.opts.Writeback {
+		// The kernel's page cache is the only writer: keep it across
+		// opens.
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
 	return h, fuseFlags, 0
@@ -80,8 +111,23 @@ func (f *FS) canPassthrough(fd int, flags uint32) bool {
 	return true
 }
 
+// PassthroughFd gives go-fuse the descriptor to register as the node's
+// backing file. go-fuse registers one backing file per inode and shares it
+// with every later passthrough handle, so it must allow writing even when
+// this handle does not: a read-write descriptor where one can be had.
 func (p *passthroughFile) PassthroughFd() (int, bool) {
 	p.fsys.probePassthrough(p.fd)
+	if p.flags&unix.O_ACCMODE == unix.O_RDWR || p.fsys.opts.ReadOnly {
+		return p.fd, true
+	}
+	if p.backing < 0 {
+		if fd, err := reopen(p.fd, unix.O_RDWR); err == nil {
+			p.backing = fd
+		}
+	}
+	if p.backing >= 0 {
+		return p.backing, true
+	}
 	return p.fd, true
 }
 
@@ -103,6 +149,14 @@ func (f *FS) probePassthrough(fd int) {
 	})
 }
 
+func (p *passthroughFile) Release(ctx context.Context) syscall.Errno {
+	if p.backing >= 0 {
+		unix.Close(p.backing)
+		p.backing = -1
+	}
+	return p.File.Release(ctx)
+}
+
 func (h *File) PassthroughFd() (int, bool) { return 0, false }
 
 func (h *File) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -120,19 +174,6 @@ func (h *File) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 		return uint32(n), toErrno(h.fsys.log, "write", err)
 	}
 	return uint32(n), 0
-}
-
-func (h *File) Flush(ctx context.Context) syscall.Errno {
-	// close(2) of a dup reports errors of delayed writes, as a local close
-	// would, without closing the handle itself.
-	nfd, err := unix.Dup(h.fd)
-	if err != nil {
-		return toErrno(h.fsys.log, "flush", err)
-	}
-	if err := unix.Close(nfd); err != nil {
-		return toErrno(h.fsys.log, "flush", err)
-	}
-	return 0
 }
 
 func (h *File) Fsync(ctx context.Context, flags uint32) syscall.Errno {
@@ -156,6 +197,16 @@ func (h *File) Release(ctx context.Context) syscall.Errno {
 	}
 	err := unix.Close(h.fd)
 	h.fd = -1
+	if n := h.node; n != nil {
+		n.ioMu.Lock()
+		switch h.mode {
+		case ioPassthrough:
+			n.ptOpen--
+		case ioCached:
+			n.cachedOpen--
+		}
+		n.ioMu.Unlock()
+	}
 	if err != nil {
 		return toErrno(h.fsys.log, "close", err)
 	}

@@ -59,6 +59,9 @@ type FS struct {
 
 	overflowUID, overflowGID uint32
 
+	umaskMu sync.Mutex
+	root    *Node
+
 	mu    sync.Mutex
 	nodes map[devIno]*Node // newest node per backing inode, for generations
 
@@ -81,6 +84,10 @@ type Node struct {
 	refs atomic.Int64 // 1 while the kernel may use the node, +1 per operation in flight
 
 	reviveMu sync.Mutex
+
+	ioMu       sync.Mutex
+	ptOpen     int // open passthrough handles
+	cachedOpen int // open page-cache handles
 }
 
 var (
@@ -147,6 +154,7 @@ func New(source string, opts Options) (*Node, *FS, error) {
 		passthrough: !opts.NoPassthrough && !opts.Writeback && !opts.DirectIO,
 	}
 	root := f.newNode(fd, &st, 1)
+	f.root = root
 	return root, f, nil
 }
 
@@ -160,6 +168,22 @@ func readOverflow(path string) uint32 {
 		return 65534
 	}
 	return uint32(v)
+}
+
+// Close releases the descriptors into SOURCE that the filesystem still
+// holds. Call it once the server has stopped (after Wait).
+func (f *FS) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, n := range f.nodes {
+		if n.refs.Swap(0) > 0 {
+			unix.Close(n.fd)
+		}
+		delete(f.nodes, k)
+	}
+	if f.root != nil && f.root.refs.Swap(0) > 0 {
+		unix.Close(f.root.fd)
+	}
 }
 
 // Passthrough reports whether regular-file I/O goes straight to the backing
@@ -271,6 +295,42 @@ func (f *FS) ino(st *unix.Stat_t) uint64 {
 	return st.Ino ^ (st.Dev * 0x9E3779B97F4A7C15)
 }
 
+// unmapped reports whether a backing inode's owner or group has no host id.
+// The kernel's idmapped mounts refuse to change such an inode (it "cannot
+// be written back"), and root's DAC override does not apply to it.
+func (f *FS) unmapped(st *unix.Stat_t) (uid, gid bool) {
+	_, okU := f.ids.UID.ToHost(st.Uid)
+	_, okG := f.ids.GID.ToHost(st.Gid)
+	return !okU, !okG
+}
+
+// checkVictim refuses to remove or replace name in the directory dirfd
+// when its owner is unmapped, as may_delete does on an idmapped mount.
+// ENOENT is passed on for the caller to act on.
+func (f *FS) checkVictim(dirfd int, name string) syscall.Errno {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return toErrno(f.log, "stat", err)
+	}
+	if u, g := f.unmapped(&st); u || g {
+		return syscall.EOVERFLOW
+	}
+	return 0
+}
+
+// otherAccess is the kernel's verdict for an inode with an unmapped owner,
+// where only the "other" permission bits apply, to everyone.
+func otherAccess(st *unix.Stat_t, write bool) syscall.Errno {
+	bit := uint32(0o004)
+	if write {
+		bit = 0o002
+	}
+	if st.Mode&bit == 0 {
+		return syscall.EACCES
+	}
+	return 0
+}
+
 func (f *FS) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
 	out.Ino = f.ino(st)
 	out.Size = uint64(st.Size)
@@ -340,13 +400,16 @@ func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode
 		}
 	}
 	node := f.newNode(fd, &st, gen)
+	// Initialise the inode before publishing the node: a concurrent lookup
+	// may hand it to go-fuse as soon as it is in the map.
+	ch := n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: gen})
 	f.nodes[key] = node
 	f.mu.Unlock()
 	// Should go-fuse ever drop a node without OnForget, the finalizer
 	// closes its descriptor.
 	setNodeFinalizer(node)
 	f.fillEntry(&st, out)
-	return n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: gen}), 0
+	return ch, 0
 }
 
 func validName(name string) syscall.Errno {
@@ -412,6 +475,21 @@ func (n *Node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 
 	uid, hasUID := in.GetUID()
 	gid, hasGID := in.GetGID()
+	var cur unix.Stat_t
+	if err := fstatPath(fd, &cur); err != nil {
+		return toErrno(f.log, "stat", err)
+	}
+	badU, badG := f.unmapped(&cur)
+	if _, hasSize := in.GetSize(); hasSize && h == nil && (badU || badG) {
+		// truncate(2) checks write permission first (only "other" applies).
+		if e := otherAccess(&cur, true); e != 0 {
+			return e
+		}
+	}
+	if (badU && !hasUID) || (badG && !hasGID) {
+		// Unless the same call makes the ids valid (notify_change).
+		return syscall.EOVERFLOW
+	}
 	if hasUID || hasGID {
 		du, dg := -1, -1
 		if hasUID && uid != idmap.InvalidID {
@@ -501,11 +579,28 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, e
 	}
 	defer n.put()
+	var st unix.Stat_t
+	if err := fstatPath(fd, &st); err != nil {
+		return nil, 0, toErrno(f.log, "stat", err)
+	}
+	if u, g := f.unmapped(&st); u || g {
+		acc := flags & unix.O_ACCMODE
+		if acc != unix.O_WRONLY {
+			if e := otherAccess(&st, false); e != 0 {
+				return nil, 0, e
+			}
+		}
+		if acc != unix.O_RDONLY || flags&unix.O_TRUNC != 0 {
+			if e := otherAccess(&st, true); e != 0 {
+				return nil, 0, e
+			}
+		}
+	}
 	ffd, err := reopen(fd, int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
-	return f.newFile(ffd, flags, true)
+	return n.newFile(ffd, flags, true)
 }
 
 func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
@@ -526,10 +621,12 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	}
 	defer n.put()
 	var ffd int
-	err := f.creds.as(uid, gid, func() error {
-		var err error
-		ffd, err = openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777)
-		return err
+	err := f.withUmask(mode, func(mode uint32) error {
+		return f.creds.as(uid, gid, func() error {
+			var err error
+			ffd, err = openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, nil, 0, toErrno(f.log, "create", err)
@@ -554,7 +651,7 @@ func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint
 	// A new file is written through the daemon: registering a backing
 	// file costs two ioctls per open, more than the few writes a small
 	// new file gets. Files opened again later use passthrough.
-	fh, fflags, e := f.newFile(ffd, flags, false)
+	fh, fflags, e := ch.Operations().(*Node).newFile(ffd, flags, false)
 	if e != 0 {
 		return nil, nil, 0, e
 	}
@@ -596,10 +693,12 @@ func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryO
 	}
 	defer n.put()
 	var ffd int
-	err := f.creds.as(uid, gid, func() error {
-		var err error
-		ffd, err = unix.Openat(pfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
-		return err
+	err := f.withUmask(mode, func(mode uint32) error {
+		return f.creds.as(uid, gid, func() error {
+			var err error
+			ffd, err = unix.Openat(pfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, nil, 0, toErrno(f.log, "tmpfile", err)
@@ -637,13 +736,17 @@ func (n *Node) create(ctx context.Context, op, name string, out *fuse.EntryOut, 
 
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return n.create(ctx, "mkdir", name, out, func(pfd int) error {
-		return unix.Mkdirat(pfd, name, mode&07777)
+		return n.fsys.withUmask(mode, func(mode uint32) error {
+			return unix.Mkdirat(pfd, name, mode&07777)
+		})
 	})
 }
 
 func (n *Node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return n.create(ctx, "mknod", name, out, func(pfd int) error {
-		return unix.Mknodat(pfd, name, mode, int(dev))
+		return n.fsys.withUmask(mode, func(mode uint32) error {
+			return unix.Mknodat(pfd, name, mode, int(dev))
+		})
 	})
 }
 
@@ -673,6 +776,13 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 		return nil, e
 	}
 	defer t.put()
+	var tst unix.Stat_t
+	if err := fstatPath(tfd, &tst); err != nil {
+		return nil, toErrno(f.log, "stat", err)
+	}
+	if u, g := f.unmapped(&tst); u || g {
+		return nil, syscall.EPERM // vfs_link: no hard link to an unmapped inode
+	}
 	pfd, e := n.get()
 	if e != 0 {
 		return nil, e
@@ -724,6 +834,9 @@ func (n *Node) remove(name string, flags int) syscall.Errno {
 		return e
 	}
 	defer n.put()
+	if e := n.fsys.checkVictim(pfd, name); e != 0 {
+		return e
+	}
 	if err := unix.Unlinkat(pfd, name, flags); err != nil {
 		return toErrno(n.fsys.log, "unlink", err)
 	}
@@ -750,12 +863,6 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok {
 		return syscall.EXDEV
 	}
-	if flags&unix.RENAME_WHITEOUT != 0 {
-		// A whiteout is a device node owned by the caller.
-		if _, _, e := n.fsys.caller(ctx); e != 0 {
-			return e
-		}
-	}
 	pfd, e := n.get()
 	if e != 0 {
 		return e
@@ -766,6 +873,24 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return e
 	}
 	defer np.put()
+	f := n.fsys
+	if e := f.checkVictim(pfd, name); e != 0 {
+		return e
+	}
+	_, _, callerErr := f.caller(ctx)
+	if flags&unix.RENAME_WHITEOUT != 0 && callerErr != 0 {
+		return callerErr // a whiteout is a device node owned by the caller
+	}
+	switch e := f.checkVictim(npfd, newName); e {
+	case 0:
+	case syscall.ENOENT:
+		// A new name: may_create refuses a caller with no disk id.
+		if callerErr != 0 {
+			return callerErr
+		}
+	default:
+		return e
+	}
 	if err := unix.Renameat2(pfd, name, npfd, newName, uint(flags)); err != nil {
 		return toErrno(n.fsys.log, "rename", err)
 	}

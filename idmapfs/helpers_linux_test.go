@@ -132,6 +132,7 @@ func mountIdmapfs(t testing.TB, source, mnt string, opts idmapfs.Options) *idmap
 			}
 		}
 		server.Wait()
+		f.Close()
 	})
 	return f
 }

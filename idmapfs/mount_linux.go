@@ -73,6 +73,8 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 		EnableSymlinkCaching: true,
 		Debug:                opts.Debug,
 	}
+	// Unmasked modes and the umask: see umask_linux.go.
+	mo.ExtraCapabilities |= fuse.CAP_DONT_MASK
 	if opts.Writeback {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}
@@ -94,8 +96,7 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	if err := fstatPath(root.fd, &st); err == nil {
 		fo.RootStableAttr = &fs.StableAttr{Ino: st.Ino, Gen: 1}
 	}
-	rawFS := fs.NewNodeFS(root, fo)
-	server, err := fuse.NewServer(rawFS, mountpoint, &fo.MountOptions)
+	server, err := fuse.NewServer(rawFS{fs.NewNodeFS(root, fo)}, mountpoint, &fo.MountOptions)
 	if err != nil {
 		root.put()
 		return nil, nil, fmt.Errorf("mount %s on %s: %w", source, mountpoint, err)

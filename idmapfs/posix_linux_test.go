@@ -66,3 +66,55 @@ func TestPosix(t *testing.T) {
 		})
 	}
 }
+
+// TestReopenWhileOpen opens a file again while an earlier descriptor is
+// still open, in each combination of I/O modes idmapfs picks per open: the
+// kernel refuses (EIO) to open one inode in passthrough and cached mode at
+// once, so idmapfs must not mix them on one inode.
+func TestReopenWhileOpen(t *testing.T) {
+	testutil.RequireFUSE(t)
+	src, mnt := t.TempDir(), t.TempDir()
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:100000:65536,100000:0:1")
+	mountIdmapfs(t, src, mnt, opts)
+	cases := []struct {
+		name        string
+		mode        os.FileMode
+		first, then int
+		create      bool
+	}{
+		// A file created and still open, opened again.
+		{name: "created", mode: 0o644, first: os.O_RDWR, then: os.O_RDWR, create: true},
+		{name: "created-rdonly", mode: 0o644, first: os.O_RDWR, then: os.O_RDONLY, create: true},
+		// A setuid file open for reading (passthrough), then for writing
+		// (through the daemon, so that the write clears setuid).
+		{name: "setuid", mode: 0o4755, first: os.O_RDONLY, then: os.O_WRONLY},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := j(mnt, c.name)
+			if !c.create {
+				if err := os.WriteFile(j(src, c.name), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(j(src, c.name), c.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flags := c.first
+			if c.create {
+				flags |= os.O_CREATE | os.O_EXCL
+			}
+			f1, err := os.OpenFile(p, flags, c.mode)
+			if err != nil {
+				t.Fatalf("first open: %v", err)
+			}
+			defer f1.Close()
+			f2, err := os.OpenFile(p, c.then, 0)
+			if err != nil {
+				t.Fatalf("open %s again (flags %#x) while open (flags %#x): %v", c.name, c.then, flags, err)
+			}
+			f2.Close()
+		})
+	}
+}

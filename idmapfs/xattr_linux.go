@@ -136,6 +136,9 @@ func (n *Node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		return e
 	}
 	defer release()
+	if e := n.writableXattrs(); e != 0 {
+		return e
+	}
 	if err := setxattrAt(t, name, data, int(flags)); err != nil {
 		return toErrno(f.log, "setxattr", err)
 	}
@@ -158,6 +161,9 @@ func (n *Node) Removexattr(ctx context.Context, name string) syscall.Errno {
 		return e
 	}
 	defer release()
+	if e := n.writableXattrs(); e != 0 {
+		return e
+	}
 	if err := removexattrAt(t, name); err != nil {
 		return toErrno(f.log, "removexattr", err)
 	}
@@ -235,4 +241,22 @@ func parentNode(in *fs.Inode) (*Node, bool) {
 	}
 	p, ok := in.Operations().(*Node)
 	return p, ok
+}
+
+// writableXattrs refuses xattr changes on an inode whose owner is unmapped
+// (xattr_permission on an idmapped mount: EPERM).
+func (n *Node) writableXattrs() syscall.Errno {
+	fd, e := n.get()
+	if e != 0 {
+		return e
+	}
+	defer n.put()
+	var st unix.Stat_t
+	if err := fstatPath(fd, &st); err != nil {
+		return toErrno(n.fsys.log, "stat", err)
+	}
+	if u, g := n.fsys.unmapped(&st); u || g {
+		return syscall.EPERM
+	}
+	return 0
 }

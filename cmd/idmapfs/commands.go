@@ -214,6 +214,7 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		fmt.Fprintln(stdout, msg)
 	}
+	defer fsys.Close()
 	return serveUntilDone(ctx, server, mountpoint, log)
 }
 
@@ -285,7 +286,7 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		log := slog.New(slog.NewTextHandler(stderr, nil))
 		opts := mf.options(ids, log)
 		opts.AllowOther = true
-		server, _, err := idmapfs.Mount(source, mp, opts)
+		server, fsys, err := idmapfs.Mount(source, mp, opts)
 		if err != nil {
 			return 1, err
 		}
@@ -293,6 +294,8 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			if err := server.Unmount(); err != nil {
 				idmapfs.Unmount(mp, true)
 			}
+			server.Wait()
+			fsys.Close()
 		}()
 		root = mp
 	}
