@@ -2,7 +2,6 @@ package idmapfs
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -13,16 +12,6 @@ import (
 )
 
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
-
-// setNodeFinalizer closes the descriptor of a node that go-fuse dropped
-// without OnForget (it lost a race to an equal node).
-func setNodeFinalizer(n *Node) {
-	runtime.SetFinalizer(n, func(n *Node) {
-		if n.refs.Load() > 0 {
-			unix.Close(n.fd)
-		}
-	})
-}
 
 // File is an open regular file of the backing tree.
 type File struct {

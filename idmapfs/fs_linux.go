@@ -36,6 +36,10 @@ type Options struct {
 	AttrTimeout     time.Duration
 	NegativeTimeout time.Duration
 
+	// MaxFds caps the O_PATH descriptors held for cached inodes; 0 means
+	// three quarters of RLIMIT_NOFILE (raised as far as it goes).
+	MaxFds int
+
 	// AllowTrusted passes trusted.* xattrs through (overlay mode keeps its
 	// own metadata there; by default they are hidden and refused).
 	AllowTrusted bool
@@ -65,6 +69,9 @@ type FS struct {
 	mu    sync.Mutex
 	nodes map[devIno]*Node // newest node per backing inode, for generations
 
+	openFds         atomic.Int64 // node descriptors open
+	fdHigh, fdLow   int64        // eviction starts above fdHigh and stops at fdLow
+	sweeping        atomic.Bool
 	server          *fuse.Server
 	passthrough     bool
 	passthroughOnce sync.Once
@@ -77,13 +84,18 @@ type devIno struct{ dev, ino uint64 }
 // container's renames and symlinks cannot move the daemon outside SOURCE.
 type Node struct {
 	fs.Inode
-	fsys *FS
-	fd   int
-	key  devIno
-	gen  uint64
-	refs atomic.Int64 // 1 while the kernel may use the node, +1 per operation in flight
+	fsys  *FS
+	key   devIno
+	gen   uint64
+	isDir bool
 
-	reviveMu sync.Mutex
+	// The descriptor lifecycle is in fd_linux.go.
+	fd        int          // valid while refs > 0
+	refs      atomic.Int64 // 1 while the node holds its descriptor, +1 per operation in flight
+	used      atomic.Bool  // used since the last eviction sweep
+	fdMu      sync.Mutex   // serialises hasFd changes: revive, evict, forget
+	hasFd     bool
+	forgotten bool
 
 	ioMu       sync.Mutex
 	ptOpen     int // open passthrough handles
@@ -174,102 +186,32 @@ func readOverflow(path string) uint32 {
 // holds. Call it once the server has stopped (after Wait).
 func (f *FS) Close() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	nodes := make([]*Node, 0, len(f.nodes)+1)
 	for k, n := range f.nodes {
-		if n.refs.Swap(0) > 0 {
-			unix.Close(n.fd)
-		}
+		nodes = append(nodes, n)
 		delete(f.nodes, k)
 	}
-	if f.root != nil && f.root.refs.Swap(0) > 0 {
-		unix.Close(f.root.fd)
+	f.mu.Unlock()
+	if f.root != nil {
+		nodes = append(nodes, f.root)
+	}
+	for _, n := range nodes {
+		n.dropFd(true)
 	}
 }
+
+// OpenFds is the number of node descriptors open now.
+func (f *FS) OpenFds() int64 { return f.openFds.Load() }
 
 // Passthrough reports whether regular-file I/O goes straight to the backing
 // files (FUSE passthrough) rather than through the daemon.
 func (f *FS) Passthrough() bool { return f.passthrough }
 
 func (f *FS) newNode(fd int, st *unix.Stat_t, gen uint64) *Node {
-	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen}
+	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, hasFd: true}
 	n.refs.Store(1)
+	f.openFds.Add(1)
 	return n
-}
-
-// tryGet pins the node's descriptor for one operation, if it still has one.
-func (n *Node) tryGet() (int, bool) {
-	for {
-		r := n.refs.Load()
-		if r <= 0 {
-			return -1, false
-		}
-		if n.refs.CompareAndSwap(r, r+1) {
-			return n.fd, true
-		}
-	}
-}
-
-// get pins the node's descriptor for one operation. A node whose
-// descriptor was closed by OnForget can still come back: go-fuse may hand
-// it to the kernel again when a lookup raced with the forget. Such a node
-// reopens its inode by name from its parent, and only if it finds the
-// same inode there.
-func (n *Node) get() (int, syscall.Errno) {
-	if fd, ok := n.tryGet(); ok {
-		return fd, 0
-	}
-	return n.revive()
-}
-
-func (n *Node) revive() (int, syscall.Errno) {
-	n.reviveMu.Lock()
-	defer n.reviveMu.Unlock()
-	if fd, ok := n.tryGet(); ok {
-		return fd, 0
-	}
-	name, parent := n.Parent()
-	p, ok := parentNode(parent)
-	if !ok || p == n {
-		return -1, syscall.ESTALE
-	}
-	pfd, e := p.get()
-	if e != 0 {
-		return -1, e
-	}
-	fd, err := openBeneath(pfd, name, unix.O_PATH, 0)
-	p.put()
-	if err != nil {
-		return -1, syscall.ESTALE
-	}
-	var st unix.Stat_t
-	if err := fstatPath(fd, &st); err != nil || (devIno{st.Dev, st.Ino}) != n.key {
-		unix.Close(fd)
-		return -1, syscall.ESTALE
-	}
-	n.fd = fd
-	n.refs.Store(2) // the kernel's reference and this operation's
-	f := n.fsys
-	f.mu.Lock()
-	f.nodes[n.key] = n
-	f.mu.Unlock()
-	return fd, 0
-}
-
-func (n *Node) put() {
-	if n.refs.Add(-1) == 0 {
-		unix.Close(n.fd)
-	}
-}
-
-// OnForget runs when the kernel has dropped every reference to the node.
-func (n *Node) OnForget() {
-	f := n.fsys
-	f.mu.Lock()
-	if f.nodes[n.key] == n {
-		delete(f.nodes, n.key)
-	}
-	f.mu.Unlock()
-	n.put()
 }
 
 func (f *FS) hostUID(disk uint32) uint32 {
@@ -384,20 +326,14 @@ func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode
 	gen := uint64(1)
 	if prev := f.nodes[key]; prev != nil {
 		gen = prev.gen + 1
-		if pfd, ok := prev.tryGet(); ok {
-			var pst unix.Stat_t
-			same := fstatPath(pfd, &pst) == nil && pst.Nlink > 0 && pst.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT
-			prev.put()
-			if same {
-				// The kernel knows this inode already (another name,
-				// or a lookup after its entry expired).
-				f.mu.Unlock()
-				unix.Close(fd)
-				f.fillEntry(&st, out)
-				return prev.EmbeddedInode(), 0
-			}
-			// Otherwise the inode number was reused by a new file.
+		if prev.adopt(fd, &st) {
+			// The kernel knows this inode already (another name, or a
+			// lookup after its entry expired).
+			f.mu.Unlock()
+			f.fillEntry(&st, out)
+			return prev.EmbeddedInode(), 0
 		}
+		// Otherwise the inode number was reused by a new file.
 	}
 	node := f.newNode(fd, &st, gen)
 	// Initialise the inode before publishing the node: a concurrent lookup
@@ -405,9 +341,7 @@ func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode
 	ch := n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: gen})
 	f.nodes[key] = node
 	f.mu.Unlock()
-	// Should go-fuse ever drop a node without OnForget, the finalizer
-	// closes its descriptor.
-	setNodeFinalizer(node)
+	f.maybeEvict()
 	f.fillEntry(&st, out)
 	return ch, 0
 }
@@ -428,7 +362,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		return nil, e
 	}
 	defer n.put()
-	fd, err := openBeneath(pfd, name, unix.O_PATH, 0)
+	fd, err := n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, unix.O_PATH, 0) })
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			out.SetEntryTimeout(n.fsys.opts.NegativeTimeout)
@@ -596,7 +530,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	ffd, err := reopen(fd, int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
+	ffd, err := f.retryEMFILE(func() (int, error) { return reopen(fd, int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY)) })
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
@@ -624,7 +558,7 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	err := f.withUmask(mode, func(mode uint32) error {
 		return f.creds.as(uid, gid, func() error {
 			var err error
-			ffd, err = openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777)
+			ffd, err = f.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777) })
 			return err
 		})
 	})
@@ -727,7 +661,7 @@ func (n *Node) create(ctx context.Context, op, name string, out *fuse.EntryOut, 
 	if err := f.creds.as(uid, gid, func() error { return mk(pfd) }); err != nil {
 		return nil, toErrno(f.log, op, err)
 	}
-	fd, err := openBeneath(pfd, name, unix.O_PATH, 0)
+	fd, err := f.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, unix.O_PATH, 0) })
 	if err != nil {
 		return nil, toErrno(f.log, op+": open new entry", err)
 	}
@@ -903,7 +837,7 @@ func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 		return nil, 0, e
 	}
 	defer n.put()
-	dfd, err := reopen(fd, unix.O_RDONLY|unix.O_DIRECTORY)
+	dfd, err := n.fsys.retryEMFILE(func() (int, error) { return reopen(fd, unix.O_RDONLY|unix.O_DIRECTORY) })
 	if err != nil {
 		return nil, 0, toErrno(n.fsys.log, "opendir", err)
 	}

@@ -39,7 +39,11 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	// Modes come from the request, already masked by the kernel: the
 	// daemon's own umask must not mask them again.
 	syscall.Umask(0)
-	raiseNofile()
+	limit := raiseNofile()
+	if opts.MaxFds > 0 {
+		limit = int64(opts.MaxFds) * 4 / 3
+	}
+	f.setFdLimits(limit)
 
 	flags := uintptr(0)
 	if !opts.Suid {
@@ -196,12 +200,13 @@ func checkFUSE() error {
 	return nil
 }
 
-// raiseNofile lifts the descriptor limit: idmapfs holds one O_PATH
-// descriptor per inode the kernel has cached.
-func raiseNofile() {
+// raiseNofile lifts the descriptor limit as far as it goes and returns it:
+// idmapfs holds one O_PATH descriptor per inode the kernel has cached, up to
+// a share of this limit (see fd_linux.go).
+func raiseNofile() int64 {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return
+		return 1024
 	}
 	want := uint64(1 << 20)
 	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
@@ -210,15 +215,23 @@ func raiseNofile() {
 			want = v
 		}
 	}
-	if lim.Max < want {
-		lim.Max = want
+	raised := lim
+	if raised.Max < want {
+		raised.Max = want
 	}
-	lim.Cur = lim.Max
-	if unix.Setrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
-		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-		lim.Cur = lim.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	raised.Cur = raised.Max
+	if unix.Setrlimit(unix.RLIMIT_NOFILE, &raised) != nil {
+		// Without CAP_SYS_RESOURCE the hard limit stays; use all of it.
+		raised = lim
+		raised.Cur = raised.Max
+		if unix.Setrlimit(unix.RLIMIT_NOFILE, &raised) != nil {
+			raised = lim
+		}
 	}
+	if raised.Cur > 1<<40 {
+		return 1 << 40
+	}
+	return int64(raised.Cur)
 }
 
 // Unmount unmounts an idmapfs mount, including one whose daemon died

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -477,6 +478,8 @@ func secDo(op secOp) secResult {
 		err = unix.Rename(p, op.Path2)
 	case "exchange":
 		err = unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, op.Path2, unix.RENAME_EXCHANGE)
+	case "whiteout":
+		err = unix.Renameat2(unix.AT_FDCWD, p, unix.AT_FDCWD, op.Path2, unix.RENAME_WHITEOUT)
 	case "mkdir":
 		err = unix.Mkdir(p, op.Mode)
 	case "rmdir":
@@ -512,11 +515,52 @@ func secDo(op secOp) secResult {
 			}
 			unix.Close(fd)
 		}
+	case "hold":
+		// Keep an O_PATH descriptor of the link itself for "setxattr-held".
+		secHeld, err = unix.Open(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	case "setxattr-held":
+		// Through the magic link: the kernel goes straight to the held
+		// inode, with no lookup of its name.
+		err = unix.Setxattr("/proc/self/fd/"+strconv.Itoa(secHeld), op.Path2, []byte(op.Data), 0)
+	case "ready":
+		fmt.Println("SECREADY")
+	case "wait":
+		// Wait for the parent to change SOURCE.
+		_, err = fmt.Fscanln(os.Stdin)
 	default:
 		err = fmt.Errorf("unknown op %q", op.Op)
 	}
 	return secResult{Err: secErrName(err), Out: out}
 }
+
+// secReadyWriter collects a child's stdout and closes ready when the child
+// prints its "ready" line.
+type secReadyWriter struct {
+	mu    sync.Mutex
+	buf   strings.Builder
+	ready chan struct{}
+	seen  bool
+}
+
+func (w *secReadyWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	if !w.seen && strings.Contains(w.buf.String(), "SECREADY") {
+		w.seen = true
+		close(w.ready)
+	}
+	return len(b), nil
+}
+
+func (w *secReadyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// secHeld is the descriptor of the child's "hold" op.
+var secHeld = -1
 
 // secRunLoop hammers the mount until the deadline (or Count creates) and
 // returns how often each operation succeeded.
@@ -541,8 +585,10 @@ func secRunLoop(l *secLoop) map[string]int {
 		if l.Count > 0 {
 			name = filepath.Join(d, fmt.Sprintf("%s%d", l.Prefix, i))
 		}
-		var st unix.Stat_t
-		did("lstat-dir", unix.Lstat(d, &st))
+		if l.Count == 0 {
+			var st unix.Stat_t
+			did("lstat-dir", unix.Lstat(d, &st))
+		}
 		if l.Create {
 			creates++
 			switch i % 4 {
@@ -588,6 +634,12 @@ func secRunLoop(l *secLoop) map[string]int {
 // secStart starts a child as who with spec; hide lists directories to cover.
 func (e *secEnv) secStart(t *testing.T, who secWho, spec secSpec, stdout io.Writer) *exec.Cmd {
 	t.Helper()
+	return e.secStartStdin(t, who, spec, stdout, nil)
+}
+
+// secStartStdin is secStart with the child's stdin (for "wait" ops).
+func (e *secEnv) secStartStdin(t *testing.T, who secWho, spec secSpec, stdout io.Writer, stdin *os.File) *exec.Cmd {
+	t.Helper()
 	spec.DropUID, spec.DropGID = -1, -1
 	if who.uid != 0 || who.gid != 0 {
 		spec.DropUID, spec.DropGID = who.uid, who.gid
@@ -597,8 +649,13 @@ func (e *secEnv) secStart(t *testing.T, who secWho, spec secSpec, stdout io.Writ
 		t.Fatal(err)
 	}
 	cmd := exec.Command(e.bin, "-test.run=^TestSecurityChildProcess$")
-	cmd.Env = append(os.Environ(), secChildEnv+"="+string(raw))
+	// The race runtime sleeps a second at exit unless told not to.
+	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), secChildEnv+"="+string(raw), "GORACE="+gorace)
 	cmd.Stdout = stdout
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	cmd.Stderr = &secPrefixWriter{t: t, prefix: who.name + ": "}
 	cmd.Dir = "/"
 	if who.userns {
@@ -882,7 +939,7 @@ func TestSecuritySwappedCachedDir(t *testing.T) {
 			for _, g := range []string{"ghost", "ghostdir", "ghostnod", "ghostln", "ghostsl", "ghosttmp"} {
 				secSymlink(t, filepath.Join(e.outside, g+"-planted"), filepath.Join(e.src, g))
 			}
-			secSymlink(t, "../outside/sub", filepath.Join(e.src, "d.moved", "sub"))
+			secSymlink(t, "../../outside/sub", filepath.Join(e.src, "d.moved", "sub"))
 			before := secSnapshot(t, e.outside)
 
 			ops := func(five int) []secOp {
@@ -950,7 +1007,7 @@ func TestSecurityRaceSymlinkSwap(t *testing.T) {
 		name    string
 		timeout time.Duration
 		millis  int
-	}{{"uncached", 0, 1500}, {"cached", idmapfs.DefaultTimeout, 800}} {
+	}{{"uncached", 0, 2000}, {"cached", idmapfs.DefaultTimeout, 800}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := secNewEnv(t)
 			dir := filepath.Join(e.src, "dir")
@@ -977,12 +1034,16 @@ func TestSecurityRaceSymlinkSwap(t *testing.T) {
 			defer unix.Close(dirfd)
 			swap := func(fd int, a, b string) {
 				defer wg.Done()
-				for ctx.Err() == nil {
+				for i := 0; ctx.Err() == nil; i++ {
 					if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil {
 						t.Errorf("swap %s <-> %s: %v", a, b, err)
 						return
 					}
 					swaps.Add(1)
+					if i%8 == 7 {
+						// Leave the daemon (same process) some CPU.
+						time.Sleep(50 * time.Microsecond)
+					}
 				}
 			}
 			wg.Add(2)
@@ -1166,15 +1227,36 @@ func TestSecurityDotDot(t *testing.T) {
 	})
 }
 
-// TestSecurityXattrOnRenamedSymlink: the kernel holds a node for the symlink
-// SOURCE/s; the container moves it away and puts a regular file at s. An
-// xattr write on the cached symlink must land on the symlink (or fail), not
-// on the file that now has its name.
+// TestSecurityXattrOnRenamedSymlink: a caller holds the symlink SOURCE/s
+// (an O_PATH descriptor through the mount); the container moves the link
+// away on disk and puts a regular file at s. An xattr write on the held
+// symlink must land on the symlink (or fail), never on the file that now
+// has its name.
 func TestSecurityXattrOnRenamedSymlink(t *testing.T) {
 	e := secNewEnv(t)
 	secSymlink(t, e.outside, filepath.Join(e.src, "s"))
 	e.mount(t, idmapfs.Options{EntryTimeout: idmapfs.DefaultTimeout, AttrTimeout: idmapfs.DefaultTimeout, NegativeTimeout: idmapfs.DefaultTimeout})
-	e.secRun(t, secHostRoot, []secOp{{Op: "lstat", Path: filepath.Join(e.mnt, "s"), Expect: "OK"}})
+	ops := []secOp{
+		{Op: "hold", Path: filepath.Join(e.mnt, "s"), Expect: "OK"},
+		{Op: "ready"},
+		{Op: "wait"},
+		{Op: "setxattr-held", Path2: "security.idmapfs-test", Data: "x"},
+	}
+	out := &secReadyWriter{ready: make(chan struct{})}
+	spec := secSpec{Hide: []string{e.outside}, Ops: ops}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	cmd := e.secStartStdin(t, secHostRoot, spec, out, pr)
+	pr.Close()
+	// Once the child holds the link, swap it on disk.
+	select {
+	case <-out.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("child never got ready:\n%s", out.String())
+	}
 	if err := os.Rename(filepath.Join(e.src, "s"), filepath.Join(e.src, "s.moved")); err != nil {
 		t.Fatal(err)
 	}
@@ -1182,14 +1264,27 @@ func TestSecurityXattrOnRenamedSymlink(t *testing.T) {
 	if err := os.WriteFile(victim, []byte("victim"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	res := e.secRun(t, secHostRoot, []secOp{
-		{Op: "lsetxattr", Path: filepath.Join(e.mnt, "s"), Path2: "security.idmapfs-test", Data: "x"},
-	})
+	fmt.Fprintln(pw)
+	pw.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out.String())
+	}
+	var res []secResult
+	secParse(t, out.String(), &res)
+	if res[0].Err != "" {
+		t.Fatalf("hold MNT/s: %s", res[0].Err)
+	}
+	if res[3].Err != "" {
+		t.Logf("setxattr on the held symlink: %s", res[3].Err)
+	}
 	buf := make([]byte, 64)
 	if n, err := unix.Lgetxattr(victim, "security.idmapfs-test", buf); err == nil {
-		t.Errorf("lsetxattr on the cached symlink MNT/s (result %q) set security.idmapfs-test=%q on SOURCE/s, "+
-			"the regular file that took its name on disk; the daemon resolves a symlink's xattr target by its "+
-			"parent and name instead of by inode", res[0].Err, buf[:n])
+		t.Errorf("setxattr on the held symlink MNT/s (result %q) set security.idmapfs-test=%q on SOURCE/s, "+
+			"the regular file that took its name on disk: the daemon picks a symlink's xattr target by "+
+			"parent and name, not by the inode it holds", res[3].Err, buf[:n])
+	}
+	if n, err := unix.Lgetxattr(filepath.Join(e.src, "s.moved"), "security.idmapfs-test", buf); err == nil {
+		t.Logf("the xattr landed on the symlink itself: %q", buf[:n])
 	}
 }
 
@@ -1336,12 +1431,20 @@ func TestSecurityCreateOwnership(t *testing.T) {
 		e := secNewEnv(t)
 		w := filepath.Join(e.src, "w")
 		secMkdirs(t, 0o777, w)
-		exists := filepath.Join(w, "exists")
-		if err := os.WriteFile(exists, []byte("orig"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Lchown(exists, 7, 7); err != nil {
-			t.Fatal(err)
+		for _, f := range []struct {
+			name string
+			mode uint32
+		}{{"exists", 0o644}, {"linkme", 0o666}} {
+			p := filepath.Join(w, f.name)
+			if err := os.WriteFile(p, []byte("orig"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Chmod(p, f.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(p, 7, 7); err != nil {
+				t.Fatal(err)
+			}
 		}
 		e.mount(t, idmapfs.Options{})
 		before := secSnapshot(t, w)
@@ -1360,10 +1463,33 @@ func TestSecurityCreateOwnership(t *testing.T) {
 			{Op: "mkdir", Path: m + "/u-dir", Mode: 0o755, Expect: "EOVERFLOW"},
 			{Op: "mknod", Path: m + "/u-fifo", Mode: unix.S_IFIFO | 0o644, Expect: "EOVERFLOW"},
 			{Op: "symlink", Path: m + "/u-link", Path2: "x", Expect: "EOVERFLOW"},
-			{Op: "link", Path: m + "/exists", Path2: m + "/u-hard", Expect: "EOVERFLOW"},
+			// linkme is 0666, so protected_hardlinks lets anyone link it.
+			{Op: "link", Path: m + "/linkme", Path2: m + "/u-hard", Expect: "EOVERFLOW"},
 			{Op: "tmpfile", Path: m, Mode: 0o644, Expect: "EOVERFLOW"},
 		})
 		secSame(t, w, before, secSnapshot(t, w))
+	})
+
+	t.Run("whiteout", func(t *testing.T) {
+		// RENAME_WHITEOUT leaves a character device 0:0 at the old name:
+		// a new inode, which must belong to the caller like any other.
+		e := secNewEnv(t)
+		w := filepath.Join(e.src, "w")
+		secMkdirs(t, 0o777, w)
+		e.mount(t, idmapfs.Options{})
+		m := filepath.Join(e.mnt, "w")
+		e.secRun(t, secContainerUser, []secOp{
+			{Op: "create", Path: m + "/a", Mode: 0o644, Expect: "OK"},
+			{Op: "whiteout", Path: m + "/a", Path2: m + "/b", Expect: "OK"},
+		})
+		st := secLstat(t, filepath.Join(w, "a"))
+		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+			t.Fatalf("SOURCE/w/a after RENAME_WHITEOUT: mode %o rdev %d; want a whiteout", st.Mode, st.Rdev)
+		}
+		if st.Uid != 1000 || st.Gid != 1000 {
+			t.Errorf("whiteout made by container uid 1000 is owned %d:%d on disk; want 1000:1000 "+
+				"(the daemon renames as itself, not as the caller)", st.Uid, st.Gid)
+		}
 	})
 
 	t.Run("enospc", func(t *testing.T) {
@@ -1391,6 +1517,12 @@ func TestSecurityCreateOwnership(t *testing.T) {
 		if made == 0 || made >= 120 {
 			t.Fatalf("made %d of 120 entries on a 48-inode tmpfs (%v); want some to fail with ENOSPC", made, counts)
 		}
+		// Container root (the daemon's own disk id) fails the same way.
+		e.secRun(t, secContainerRoot, []secOp{
+			{Op: "createx", Path: e.mnt + "/root-file", Mode: 0o644, Expect: "ENOSPC"},
+			{Op: "mkdir", Path: e.mnt + "/root-dir", Mode: 0o755, Expect: "ENOSPC"},
+			{Op: "symlink", Path: e.mnt + "/root-link", Path2: "x", Expect: "ENOSPC"},
+		})
 		ents, err := os.ReadDir(e.src)
 		if err != nil {
 			t.Fatal(err)
@@ -1411,58 +1543,101 @@ func TestSecurityCreateOwnership(t *testing.T) {
 		w := filepath.Join(e.src, "w")
 		secMkdirs(t, 0o777, w)
 		e.mount(t, idmapfs.Options{})
+		// Every entry is stat'ed on disk the moment inotify reports its
+		// creation: a create-then-chown would show the wrong owner there.
+		ino, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(ino)
+		if _, err := unix.InotifyAddWatch(ino, w, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+			t.Fatal(err)
+		}
+		wfd, err := unix.Open(w, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(wfd)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		var (
-			mu      sync.Mutex
 			wrong   []string
 			polls   int
 			seen    = map[string]bool{}
 			pollErr error
 			wg      sync.WaitGroup
 		)
+		check := func(name string) {
+			var st unix.Stat_t
+			if unix.Fstatat(wfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+				return
+			}
+			seen[name] = true
+			polls++
+			if (st.Uid != 1000 || st.Gid != 1000) && len(wrong) < 10 {
+				wrong = append(wrong, fmt.Sprintf("%s mode %o owned %d:%d", name, st.Mode, st.Uid, st.Gid))
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				f, err := os.Open(w)
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := unix.Read(ino, buf)
+				if errors.Is(err, unix.EAGAIN) {
+					if ctx.Err() != nil {
+						return
+					}
+					fds := []unix.PollFd{{Fd: int32(ino), Events: unix.POLLIN}}
+					unix.Poll(fds, 50)
+					continue
+				}
 				if err != nil {
 					pollErr = err
 					return
 				}
-				names, _ := f.Readdirnames(-1)
-				f.Close()
-				for _, n := range names {
-					var st unix.Stat_t
-					if unix.Lstat(filepath.Join(w, n), &st) != nil {
-						continue
-					}
-					mu.Lock()
-					seen[n] = true
-					if (st.Uid != 1000 || st.Gid != 1000) && len(wrong) < 10 {
-						wrong = append(wrong, fmt.Sprintf("%s mode %o owned %d:%d", n, st.Mode, st.Uid, st.Gid))
-					}
-					polls++
-					mu.Unlock()
+				for off := 0; off+unix.SizeofInotifyEvent <= n; {
+					ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+					name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+					check(strings.TrimRight(string(name), "\x00"))
+					off += unix.SizeofInotifyEvent + int(ev.Len)
 				}
 			}
 		}()
-		var out strings.Builder
-		cmd := e.secStart(t, secContainerUser, secSpec{Hide: []string{e.outside}, Loop: &secLoop{
-			Dirs: []string{filepath.Join(e.mnt, "w")}, Prefix: "n", Create: true, Count: 2000,
-		}}, &out)
-		err := cmd.Wait()
+		// Two creators (1000 entries each) keep the daemon busy on both
+		// CPUs; one is an ordinary host user with the same disk id.
+		creators := []secWho{secContainerUser, {name: "host-uid-101000", uid: 101000, gid: 101000}}
+		outs := make([]strings.Builder, len(creators))
+		var cmds []*exec.Cmd
+		for i, who := range creators {
+			cmds = append(cmds, e.secStart(t, who, secSpec{Hide: []string{e.outside}, Loop: &secLoop{
+				Dirs: []string{filepath.Join(e.mnt, "w")}, Prefix: fmt.Sprintf("n%d-", i), Create: true, Count: 1000,
+			}}, &outs[i]))
+		}
+		var errs []error
+		for _, cmd := range cmds {
+			errs = append(errs, cmd.Wait())
+		}
 		cancel()
 		wg.Wait()
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, out.String())
+		counts := map[string]int{}
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("child %s: %v\n%s", creators[i].name, err, outs[i].String())
+			}
+			var c map[string]int
+			secParse(t, outs[i].String(), &c)
+			for k, v := range c {
+				counts[k] += v
+			}
 		}
 		if pollErr != nil {
 			t.Fatal(pollErr)
 		}
-		var counts map[string]int
-		secParse(t, out.String(), &counts)
-		t.Logf("created %v; %d stats of %d distinct entries while creating", counts, polls, len(seen))
+		t.Logf("created %v; stat'ed %d entries as inotify reported them", counts, len(seen))
+		if len(seen) < 1000 {
+			t.Errorf("inotify showed only %d of 2000 new entries", len(seen))
+		}
 		if n := counts["create"] + counts["mkdir"] + counts["mkfifo"] + counts["symlink"]; n != 2000 {
 			t.Errorf("%d of 2000 creates succeeded", n)
 		}
