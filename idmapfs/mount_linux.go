@@ -79,6 +79,10 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	}
 	// Unmasked modes and the umask: see umask_linux.go.
 	mo.ExtraCapabilities |= fuse.CAP_DONT_MASK
+	// READDIRPLUS only when the reader goes on to stat the entries (ls -l),
+	// plain READDIR otherwise (ls, find): a lookup per entry is the
+	// expensive part of a cold listing.
+	mo.ExtraCapabilities |= fuse.CAP_READDIRPLUS_AUTO
 	if opts.Writeback {
 		mo.ExtraCapabilities |= fuse.CAP_WRITEBACK_CACHE
 	}
