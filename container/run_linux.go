@@ -204,6 +204,11 @@ func startIn(root *os.File, cmd *exec.Cmd, release <-chan struct{}) error {
 			if err := unix.Unshare(unix.CLONE_FS); err != nil {
 				return fmt.Errorf("start container: %w", os.NewSyscallError("unshare CLONE_FS", err))
 			}
+			// Leave the root again once the child has started: the Go
+			// runtime may never end this thread (if it is the main one),
+			// and a working directory on the root keeps it busy, so that
+			// it cannot be unmounted.
+			defer unix.Chdir("/")
 			if err := unix.Fchdir(int(root.Fd())); err != nil {
 				return fmt.Errorf("start container: %w", &os.PathError{Op: "chdir", Path: root.Name(), Err: err})
 			}

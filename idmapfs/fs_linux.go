@@ -825,8 +825,17 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	default:
 		return e
 	}
-	if err := unix.Renameat2(pfd, name, npfd, newName, uint(flags)); err != nil {
-		return toErrno(n.fsys.log, "rename", err)
+	rename := func() error { return unix.Renameat2(pfd, name, npfd, newName, uint(flags)) }
+	var err error
+	if flags&unix.RENAME_WHITEOUT != 0 {
+		// The whiteout left behind is a new inode: the caller's.
+		uid, gid, _ := f.caller(ctx)
+		err = f.creds.as(uid, gid, rename)
+	} else {
+		err = rename()
+	}
+	if err != nil {
+		return toErrno(f.log, "rename", err)
 	}
 	return 0
 }

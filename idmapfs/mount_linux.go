@@ -196,11 +196,20 @@ func unescapeMount(s string) string {
 }
 
 func checkFUSE() error {
+	const hint = "load the fuse module (modprobe fuse) or, in a container, pass the device through"
 	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("cannot open /dev/fuse (%w): load the fuse module (modprobe fuse) or, in a container, pass the device through", err)
+		return fmt.Errorf("cannot open /dev/fuse (%w): %s", err, hint)
 	}
-	unix.Close(fd)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat /dev/fuse: %w", err)
+	}
+	// The FUSE device is character device 10:229 (misc, FUSE_MINOR).
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 10 || unix.Minor(st.Rdev) != 229 {
+		return fmt.Errorf("/dev/fuse is not the FUSE device (want character device 10:229): %s", hint)
+	}
 	return nil
 }
 

@@ -232,6 +232,13 @@ func (n *Node) xattrTarget() (xattrTarget, func(), syscall.Errno) {
 		return xattrTarget{}, nil, e
 	}
 	release := func() { p.put(); n.put() }
+	// The name must still be this symlink (SOURCE may have changed behind
+	// the mount, e.g. through a second mount of the same tree).
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || (devIno{st.Dev, st.Ino}) != n.key {
+		release()
+		return xattrTarget{}, nil, syscall.ESTALE
+	}
 	return xattrTarget{dirfd: pfd, path: name, flags: unix.AT_SYMLINK_NOFOLLOW}, release, 0
 }
 
