@@ -6,8 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Every node the kernel knows holds its backing inode open as an O_PATH
-// descriptor, so that no operation resolves a path the container controls.
+// A node acts on its backing inode through an O_PATH descriptor, so that no
+// operation resolves a path the container controls. A file's node opens it
+// on first use (a lookup only stats the name); a directory's at lookup.
 // Descriptors are a bounded resource (RLIMIT_NOFILE, which a sandboxed root
 // may not raise), while the kernel may cache far more inodes. So a node's
 // descriptor can be evicted when it is idle, and reopened on its next use by
@@ -124,7 +125,7 @@ func (n *Node) adopt(fd int, st *unix.Stat_t) bool {
 		var pst unix.Stat_t
 		same := fstatPath(pfd, &pst) == nil && pst.Nlink > 0 && pst.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT
 		n.put()
-		if same {
+		if same && fd >= 0 {
 			unix.Close(fd)
 		}
 		return same
@@ -132,12 +133,14 @@ func (n *Node) adopt(fd int, st *unix.Stat_t) bool {
 	if n.forgotten || n.isDir != (st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 		return false
 	}
-	// Evicted: the fresh descriptor of the same device and inode number
-	// becomes the node's again.
-	n.fd = fd
-	n.hasFd = true
-	n.refs.Store(1)
-	n.fsys.openFds.Add(1)
+	// Without a descriptor (evicted, or never opened): a fresh descriptor
+	// of the same device and inode number becomes the node's.
+	if fd >= 0 {
+		n.fd = fd
+		n.hasFd = true
+		n.refs.Store(1)
+		n.fsys.openFds.Add(1)
+	}
 	return true
 }
 
@@ -245,4 +248,23 @@ func (f *FS) retryEMFILE(open func() (int, error)) (int, error) {
 		fd, err = open()
 	}
 	return fd, err
+}
+
+// EvictIdle closes the descriptors of every idle node (none of whose
+// operations or open files is in flight) and returns how many it closed.
+// The nodes reopen them by name when next used.
+func (f *FS) EvictIdle() int {
+	f.mu.Lock()
+	nodes := make([]*Node, 0, len(f.nodes))
+	for _, n := range f.nodes {
+		nodes = append(nodes, n)
+	}
+	f.mu.Unlock()
+	closed := 0
+	for _, n := range nodes {
+		if !n.hasOpenFiles() && n.dropFd(false) {
+			closed++
+		}
+	}
+	return closed
 }

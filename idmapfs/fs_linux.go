@@ -208,9 +208,12 @@ func (f *FS) OpenFds() int64 { return f.openFds.Load() }
 func (f *FS) Passthrough() bool { return f.passthrough }
 
 func (f *FS) newNode(fd int, st *unix.Stat_t, gen uint64) *Node {
-	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, hasFd: true}
-	n.refs.Store(1)
-	f.openFds.Add(1)
+	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+	if fd >= 0 {
+		n.hasFd = true
+		n.refs.Store(1)
+		f.openFds.Add(1)
+	}
 	return n
 }
 
@@ -315,12 +318,20 @@ func (f *FS) caller(ctx context.Context) (uid, gid uint32, errno syscall.Errno) 
 // child turns a freshly opened O_PATH descriptor of name into the node the
 // kernel will know. It takes ownership of fd.
 func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fsys
 	var st unix.Stat_t
 	if err := fstatPath(fd, &st); err != nil {
 		unix.Close(fd)
-		return nil, toErrno(f.log, "stat", err)
+		return nil, toErrno(n.fsys.log, "stat", err)
 	}
+	return n.childOf(ctx, fd, &st, out)
+}
+
+// childOf turns a backing inode, with attributes st and opened as fd (or
+// -1: the node opens it by name when first needed), into the node the
+// kernel will know. It takes ownership of fd.
+func (n *Node) childOf(ctx context.Context, fd int, stp *unix.Stat_t, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	f := n.fsys
+	st := *stp
 	key := devIno{st.Dev, st.Ino}
 	f.mu.Lock()
 	gen := uint64(1)
@@ -362,11 +373,24 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		return nil, e
 	}
 	defer n.put()
-	fd, err := n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, unix.O_PATH, 0) })
-	if err != nil {
+	// A stat is all a lookup needs: a file's node opens its descriptor by
+	// name on first use (fd_linux.go), which most lookups (stat, ls -l)
+	// never need. A directory's is opened now: its children need it.
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			out.SetEntryTimeout(n.fsys.opts.NegativeTimeout)
 			return nil, syscall.ENOENT
+		}
+		return nil, toErrno(n.fsys.log, "lookup", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return n.childOf(ctx, -1, &st, out)
+	}
+	fd, err := n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, unix.O_PATH|unix.O_DIRECTORY, 0) })
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil, syscall.ESTALE // replaced since the stat
 		}
 		return nil, toErrno(n.fsys.log, "lookup", err)
 	}
@@ -400,12 +424,19 @@ func (n *Node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	fd, e := n.get()
-	if e != 0 {
-		return e
-	}
-	defer n.put()
+	// An open file serves as well as the node's own descriptor (which a
+	// new file's node may not have opened yet).
 	h := fileOf(fh)
+	var fd int
+	if h != nil {
+		fd = h.fd
+	} else {
+		var e syscall.Errno
+		if fd, e = n.get(); e != 0 {
+			return e
+		}
+		defer n.put()
+	}
 
 	uid, hasUID := in.GetUID()
 	gid, hasGID := in.GetGID()
@@ -572,12 +603,26 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 // and opened as ffd. name is "" for an O_TMPFILE.
 func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
-	pathFd, err := n.pathOf(ffd, name)
-	if err != nil {
-		unix.Close(ffd)
-		return nil, nil, 0, toErrno(f.log, "reopen", err)
+	var ch *fs.Inode
+	var e syscall.Errno
+	if name == "" {
+		// An O_TMPFILE has no name to reopen it by.
+		pathFd, err := reopen(ffd, unix.O_PATH)
+		if err != nil {
+			unix.Close(ffd)
+			return nil, nil, 0, toErrno(f.log, "reopen", err)
+		}
+		ch, e = n.child(ctx, pathFd, out)
+	} else {
+		// The node opens its own descriptor by name when first needed;
+		// until then the open file serves.
+		var st unix.Stat_t
+		if err := unix.Fstat(ffd, &st); err != nil {
+			unix.Close(ffd)
+			return nil, nil, 0, toErrno(f.log, "fstat", err)
+		}
+		ch, e = n.childOf(ctx, -1, &st, out)
 	}
-	ch, e := n.child(ctx, pathFd, out)
 	if e != 0 {
 		unix.Close(ffd)
 		return nil, nil, 0, e
@@ -590,26 +635,6 @@ func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint
 		return nil, nil, 0, e
 	}
 	return ch, fh, fflags, 0
-}
-
-// pathOf returns an O_PATH descriptor of the inode open as fd, which was
-// just created as name in n: by name when that still is the same inode (the
-// cheap way), else through /proc/self/fd.
-func (n *Node) pathOf(fd int, name string) (int, error) {
-	if name != "" {
-		if pfd, ok := n.tryGet(); ok {
-			p, err := openBeneath(pfd, name, unix.O_PATH, 0)
-			n.put()
-			if err == nil {
-				var a, b unix.Stat_t
-				if unix.Fstat(fd, &a) == nil && fstatPath(p, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
-					return p, nil
-				}
-				unix.Close(p)
-			}
-		}
-	}
-	return reopen(fd, unix.O_PATH)
 }
 
 func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
