@@ -569,10 +569,25 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 }
 
 func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	f := n.fsys
 	if e := validName(name); e != 0 {
 		return nil, nil, 0, e
 	}
+	return n.createOpen(ctx, "create", name, mode, flags, out, func(pfd int, mode uint32) (int, error) {
+		return n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777) })
+	})
+}
+
+func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return n.createOpen(ctx, "tmpfile", "", mode, flags, out, func(pfd int, mode uint32) (int, error) {
+		return unix.Openat(pfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
+	})
+}
+
+// createOpen creates and opens a file in n as the caller, with the caller's
+// umask, through open, and builds its node and file handle. name is "" for
+// an O_TMPFILE.
+func (n *Node) createOpen(ctx context.Context, op, name string, mode, flags uint32, out *fuse.EntryOut, open func(pfd int, mode uint32) (int, error)) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
 	if f.opts.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
@@ -589,12 +604,12 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	err := f.withUmask(mode, func(mode uint32) error {
 		return f.creds.as(uid, gid, func() error {
 			var err error
-			ffd, err = f.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777) })
+			ffd, err = open(pfd, mode)
 			return err
 		})
 	})
 	if err != nil {
-		return nil, nil, 0, toErrno(f.log, "create", err)
+		return nil, nil, 0, toErrno(f.log, op, err)
 	}
 	return n.openedChild(ctx, ffd, name, flags, out)
 }
@@ -635,34 +650,6 @@ func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint
 		return nil, nil, 0, e
 	}
 	return ch, fh, fflags, 0
-}
-
-func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	f := n.fsys
-	if f.opts.ReadOnly {
-		return nil, nil, 0, syscall.EROFS
-	}
-	uid, gid, e := f.caller(ctx)
-	if e != 0 {
-		return nil, nil, 0, e
-	}
-	pfd, e := n.get()
-	if e != 0 {
-		return nil, nil, 0, e
-	}
-	defer n.put()
-	var ffd int
-	err := f.withUmask(mode, func(mode uint32) error {
-		return f.creds.as(uid, gid, func() error {
-			var err error
-			ffd, err = unix.Openat(pfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
-			return err
-		})
-	})
-	if err != nil {
-		return nil, nil, 0, toErrno(f.log, "tmpfile", err)
-	}
-	return n.openedChild(ctx, ffd, "", flags, out)
 }
 
 // create runs mk as the caller and looks the new entry up.

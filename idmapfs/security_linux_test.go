@@ -593,7 +593,9 @@ func secRunLoop(l *secLoop) map[string]int {
 			creates++
 			switch i % 4 {
 			case 0:
-				fd, err := unix.Open(name, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+				// O_NONBLOCK: the name may be a FIFO left by an earlier
+				// round, and a blocking open would wait for a reader.
+				fd, err := unix.Open(name, unix.O_CREAT|unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
 				if err == nil {
 					unix.Write(fd, []byte("x"))
 					unix.Close(fd)
