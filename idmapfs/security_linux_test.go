@@ -672,9 +672,17 @@ func (e *secEnv) secStartStdin(t *testing.T, who secWho, spec secSpec, stdout io
 	} else {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	}
+	// A child that outlives its test (a failure, a hang) must not keep the
+	// mount busy or survive the test binary.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start child %s: %v", who.name, err)
 	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
 	return cmd
 }
 
