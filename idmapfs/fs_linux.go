@@ -44,6 +44,13 @@ type Options struct {
 	// own metadata there; by default they are hidden and refused).
 	AllowTrusted bool
 
+	// Lowers switches to overlay mode: the merged view of these layers,
+	// the top one first (as overlayfs lowerdir=), instead of one SOURCE.
+	// Each is a directory or a squashfs, erofs or ext4 image file (attached
+	// read-only and detached when the FS is closed). Without an upper the
+	// mount is read-only: every change fails with EROFS.
+	Lowers []string
+
 	Debug  bool
 	Logger *slog.Logger
 }
@@ -65,6 +72,7 @@ type FS struct {
 
 	umaskMu sync.Mutex
 	root    *Node
+	ov      *overlayState // overlay mode only (overlay_linux.go)
 
 	mu    sync.Mutex
 	nodes map[devIno]*Node // newest node per backing inode, for generations
@@ -131,11 +139,8 @@ var (
 
 // New opens SOURCE and returns the root node of a filesystem over it.
 func New(source string, opts Options) (*Node, *FS, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	if opts.IDs.UID.Empty() || opts.IDs.GID.Empty() {
-		return nil, nil, errors.New("no id mapping: pass --map (e.g. --map 0:100000:65536)")
+	if err := checkOptions(&opts); err != nil {
+		return nil, nil, err
 	}
 	fd, err := unix.Open(source, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -149,25 +154,45 @@ func New(source string, opts Options) (*Node, *FS, error) {
 		unix.Close(fd)
 		return nil, nil, &os.PathError{Op: "stat source", Path: source, Err: err}
 	}
-	c, err := newCreds()
+	f, err := newFS(opts, st.Dev)
 	if err != nil {
 		unix.Close(fd)
 		return nil, nil, err
 	}
-	f := &FS{
+	root := f.newNode(fd, &st, 1)
+	f.root = root
+	return root, f, nil
+}
+
+// checkOptions fills in defaults and refuses options no mount can use.
+func checkOptions(opts *Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.IDs.UID.Empty() || opts.IDs.GID.Empty() {
+		return errors.New("no id mapping: pass --map (e.g. --map 0:100000:65536)")
+	}
+	return nil
+}
+
+// newFS builds the state shared by every node of one mount whose root is
+// on the device rootDev.
+func newFS(opts Options, rootDev uint64) (*FS, error) {
+	c, err := newCreds()
+	if err != nil {
+		return nil, err
+	}
+	return &FS{
 		opts:        opts,
 		ids:         opts.IDs,
 		log:         opts.Logger,
 		creds:       c,
-		rootDev:     st.Dev,
+		rootDev:     rootDev,
 		overflowUID: readOverflow("/proc/sys/fs/overflowuid"),
 		overflowGID: readOverflow("/proc/sys/fs/overflowgid"),
 		nodes:       make(map[devIno]*Node),
 		passthrough: !opts.NoPassthrough && !opts.Writeback && !opts.DirectIO,
-	}
-	root := f.newNode(fd, &st, 1)
-	f.root = root
-	return root, f, nil
+	}, nil
 }
 
 func readOverflow(path string) uint32 {
@@ -197,6 +222,9 @@ func (f *FS) Close() {
 	}
 	for _, n := range nodes {
 		n.dropFd(true)
+	}
+	if f.ov != nil {
+		f.ov.close(f.log)
 	}
 }
 
@@ -752,11 +780,16 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		return nil, e
 	}
 	defer n.put()
+	return readlinkFd(n.fsys.log, fd)
+}
+
+// readlinkFd reads the target of the symlink behind an O_PATH descriptor.
+func readlinkFd(log *slog.Logger, fd int) ([]byte, syscall.Errno) {
 	buf := make([]byte, 256)
 	for {
 		m, err := unix.Readlinkat(fd, "", buf)
 		if err != nil {
-			return nil, toErrno(n.fsys.log, "readlink", err)
+			return nil, toErrno(log, "readlink", err)
 		}
 		if m < len(buf) {
 			return buf[:m], 0

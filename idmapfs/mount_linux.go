@@ -2,6 +2,7 @@ package idmapfs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -18,7 +19,9 @@ import (
 const overlayfsMagic = 0x794c7630
 
 // Mount mounts an idmapfs of source on mountpoint and starts serving it.
-// The caller waits on the returned server (Wait) and unmounts it.
+// The caller waits on the returned server (Wait) and unmounts it, then
+// calls Close on the FS. In overlay mode (opts.Lowers set) source must be
+// "": the mount shows the merged lowers, read-only.
 func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	if err := CheckMountpoint(mountpoint); err != nil {
 		return nil, nil, err
@@ -32,9 +35,45 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	if opts.EntryTimeout < 0 || opts.AttrTimeout < 0 || opts.NegativeTimeout < 0 {
 		return nil, nil, errors.New("cache timeouts must not be negative")
 	}
-	root, f, err := New(source, opts)
-	if err != nil {
-		return nil, nil, err
+	var (
+		root    fs.InodeEmbedder
+		f       *FS
+		rootIno uint64
+		err     error
+		depth   = 1
+	)
+	if len(opts.Lowers) > 0 {
+		if source != "" {
+			return nil, nil, errors.New("overlay mode shows its lower layers: pass no SOURCE with lowers")
+		}
+		var ovRoot *overlayNode
+		ovRoot, f, err = newOverlay(context.Background(), opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		root, rootIno, opts = ovRoot, f.ino(&ovRoot.st), f.opts
+		source = lowersName(opts.Lowers)
+		for _, l := range f.ov.layers {
+			var sfs unix.Statfs_t
+			if err := unix.Fstatfs(l.Fd(), &sfs); err == nil && sfs.Type == overlayfsMagic {
+				depth = 2 // the backing files are themselves stacked
+			}
+		}
+	} else {
+		var n *Node
+		n, f, err = New(source, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		root = n
+		var st unix.Stat_t
+		if err := fstatPath(n.fd, &st); err == nil {
+			rootIno = st.Ino
+		}
+		var sfs unix.Statfs_t
+		if err := unix.Statfs(source, &sfs); err == nil && sfs.Type == overlayfsMagic {
+			depth = 2 // the backing files are themselves stacked
+		}
 	}
 	// Modes come from the request, already masked by the kernel: the
 	// daemon's own umask must not mask them again.
@@ -57,11 +96,6 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	}
 	if flags == 0 {
 		flags = syscall.MS_MGC_VAL
-	}
-	depth := 1
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(source, &sfs); err == nil && sfs.Type == overlayfsMagic {
-		depth = 2 // the backing files are themselves stacked
 	}
 	mo := fuse.MountOptions{
 		AllowOther:           opts.AllowOther,
@@ -100,19 +134,19 @@ func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 		NegativeTimeout: &neg,
 		NullPermissions: true,
 	}
-	var st unix.Stat_t
-	if err := fstatPath(root.fd, &st); err == nil {
-		fo.RootStableAttr = &fs.StableAttr{Ino: st.Ino, Gen: 1}
+	if rootIno != 0 {
+		fo.RootStableAttr = &fs.StableAttr{Ino: rootIno, Gen: 1}
 	}
 	server, err := fuse.NewServer(rawFS{fs.NewNodeFS(root, fo)}, mountpoint, &fo.MountOptions)
 	if err != nil {
-		root.put()
+		f.Close()
 		return nil, nil, fmt.Errorf("mount %s on %s: %w", source, mountpoint, err)
 	}
 	f.server = server
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
 		server.Unmount()
+		f.Close()
 		return nil, nil, fmt.Errorf("mount %s on %s: %w", source, mountpoint, err)
 	}
 	return server, f, nil

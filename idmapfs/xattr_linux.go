@@ -3,6 +3,7 @@ package idmapfs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 
@@ -32,6 +33,10 @@ const (
 
 func (f *FS) classify(name string) xattrClass {
 	switch {
+	case f.ov != nil && isOverlayXattr(name):
+		// The layers' own metadata (opaque, whiteouts, redirects...) is
+		// the overlay's business, as with the kernel's overlayfs.
+		return xattrHidden
 	case name == aclAccess || name == aclDefault:
 		return xattrACL
 	case name == capXattr:
@@ -66,8 +71,22 @@ func readXattr(t xattrTarget, name string) ([]byte, error) {
 	}
 }
 
+// isOverlayXattr reports whether name is overlayfs metadata in either of
+// its namespaces.
+func isOverlayXattr(name string) bool {
+	return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+}
+
+// pinTarget pins an inode for one xattr call; release ends the pin.
+type pinTarget func() (t xattrTarget, release func(), errno syscall.Errno)
+
 func (n *Node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	f := n.fsys
+	return n.fsys.getxattr(name, dest, n.xattrTarget)
+}
+
+// getxattr reads name from the inode pin reaches, hiding what rules 5-7 hide
+// and mapping ACL and capability ids to the host.
+func (f *FS) getxattr(name string, dest []byte, pin pinTarget) (uint32, syscall.Errno) {
 	class := f.classify(name)
 	switch class {
 	case xattrHidden:
@@ -75,7 +94,7 @@ func (n *Node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	case xattrUnsupported:
 		return 0, syscall.EOPNOTSUPP
 	}
-	t, release, e := n.xattrTarget()
+	t, release, e := pin()
 	if e != 0 {
 		return 0, e
 	}
@@ -88,6 +107,12 @@ func (n *Node) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 		return uint32(sz), 0
 	}
 	raw, err := readXattr(t, name)
+	if class == xattrACL && errors.Is(err, syscall.EOPNOTSUPP) {
+		// A backing filesystem without ACLs (squashfs, or ext4 with
+		// noacl) has none. The kernel's FUSE ACL support takes EOPNOTSUPP
+		// as a failure: every permission check would fail with it.
+		return 0, syscall.ENODATA
+	}
 	if err != nil {
 		return 0, toErrno(f.log, "getxattr", err)
 	}
@@ -171,8 +196,12 @@ func (n *Node) Removexattr(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *Node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	f := n.fsys
-	t, release, e := n.xattrTarget()
+	return n.fsys.listxattr(dest, n.xattrTarget)
+}
+
+// listxattr lists the names of the inode pin reaches that are shown.
+func (f *FS) listxattr(dest []byte, pin pinTarget) (uint32, syscall.Errno) {
+	t, release, e := pin()
 	if e != 0 {
 		return 0, e
 	}

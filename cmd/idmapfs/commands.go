@@ -33,6 +33,7 @@ type mountFlags struct {
 	entry, attr, negative          time.Duration
 	debug, daemon                  bool
 	hostname                       string
+	lower                          string
 }
 
 func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
@@ -51,6 +52,7 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 	fs.DurationVar(&m.attr, "attr-timeout", idmapfs.DefaultTimeout, "kernel attribute cache lifetime")
 	fs.DurationVar(&m.negative, "negative-timeout", idmapfs.DefaultTimeout, "kernel negative-entry cache lifetime")
 	fs.BoolVar(&m.debug, "debug", false, "log every FUSE request")
+	fs.StringVar(&m.lower, "lower", "", "overlay mode: lower layers L1:L2:... (top first), directories or image files; read-only without an upper")
 	if forRun {
 		fs.StringVar(&m.hostname, "hostname", "", "container hostname")
 	} else {
@@ -129,7 +131,16 @@ func (m *mountFlags) options(ids idmap.IDMap, log *slog.Logger) idmapfs.Options 
 		NegativeTimeout: m.negative,
 		Debug:           m.debug,
 		Logger:          log,
+		Lowers:          m.lowers(),
 	}
+}
+
+// lowers splits --lower; nil without it.
+func (m *mountFlags) lowers() []string {
+	if m.lower == "" {
+		return nil
+	}
+	return strings.Split(m.lower, ":")
 }
 
 // parseInterspersed parses flags anywhere among the positional arguments,
@@ -169,14 +180,21 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
+	var source, mountpoint string
+	switch {
+	case mf.lower != "" && len(pos) == 1:
+		mountpoint = pos[0]
+	case mf.lower != "":
+		return usagef("mount --lower L1:L2:... takes only MOUNTPOINT, got %d arguments", len(pos))
+	case len(pos) == 2:
+		source, mountpoint = pos[0], pos[1]
+	default:
 		return usagef("mount takes SOURCE and MOUNTPOINT, got %d arguments", len(pos))
 	}
 	ids, err := mf.ids()
 	if err != nil {
 		return err
 	}
-	source, mountpoint := pos[0], pos[1]
 	if mf.daemon && os.Getenv(daemonEnv) == "" {
 		return daemonize(args, stdout)
 	}
@@ -208,7 +226,12 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case !fsys.Passthrough():
 		mode = "daemon I/O (passthrough off)"
 	}
-	msg := fmt.Sprintf("mounted %s on %s (uid map %s, gid map %s, %s)", source, mountpoint, ids.UID, ids.GID, mode)
+	what := source
+	if mf.lower != "" {
+		what = "overlay of lowers " + mf.lower
+		mode += "; read-only: no --upper, every change fails with EROFS"
+	}
+	msg := fmt.Sprintf("mounted %s on %s (uid map %s, gid map %s, %s)", what, mountpoint, ids.UID, ids.GID, mode)
 	if os.Getenv(daemonEnv) != "" {
 		notifyReady(msg)
 	} else {
@@ -265,7 +288,10 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return 2, err
 	}
-	if len(pos) != 1 {
+	switch {
+	case mf.lower != "" && len(pos) != 0:
+		return 2, usagef("run --lower L1:L2:... takes no SOURCE, only -- and the command")
+	case mf.lower == "" && len(pos) != 1:
 		return 2, usagef("run takes one SOURCE, then -- and the command")
 	}
 	if len(cmd) == 0 {
@@ -275,9 +301,14 @@ func cmdRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return 2, err
 	}
-	source := pos[0]
-	root := source
-	if mounted, _ := isIdmapfsMount(source); !mounted {
+	var source, root string
+	mounted := false
+	if mf.lower == "" {
+		source = pos[0]
+		root = source
+		mounted, _ = isIdmapfsMount(source)
+	}
+	if !mounted {
 		mp, err := os.MkdirTemp("", "idmapfs-run-")
 		if err != nil {
 			return 1, err

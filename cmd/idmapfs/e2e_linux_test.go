@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -774,5 +775,59 @@ func TestE2EUnshareClient(t *testing.T) {
 	}
 	if err := unix.Lstat(filepath.Join(mnt, "x"), &st); err != nil || st.Uid != 100000 {
 		t.Errorf("MNT/x: %v, uid %d; want host 100000", err, st.Uid)
+	}
+}
+
+// TestE2ERunLowerImage runs a container on a read-only overlay of a
+// squashfs image of the busybox rootfs under a directory layer: it sees
+// both, writes nothing, and the image's checksum stays.
+func TestE2ERunLowerImage(t *testing.T) {
+	testutil.RequireFUSE(t)
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("needs mksquashfs (apt-get install squashfs-tools)")
+	}
+	root := e2eRootfs(t)
+	base := e2eDir(t)
+	img := filepath.Join(base, "rootfs.sqfs")
+	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	top := filepath.Join(base, "top")
+	if err := os.MkdirAll(filepath.Join(top, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "etc", "motd"), []byte("from the top layer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := func() [32]byte {
+		b, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sha256.Sum256(b)
+	}
+	before := sum()
+	script := `cat /etc/motd; stat -c '%u:%g' /bin/busybox; ` +
+		`touch /tmp/x 2>/dev/null && echo wrote; echo hi 2>/dev/null > /etc/motd && echo wrote; ` +
+		`busybox grep -q ' / / ro,' /proc/self/mountinfo && echo ro`
+	r := e2eRunFor(t, 20*time.Second, "", e2eBin, "run", "--lower", top+":"+img, "--", "sh", "-c", script)
+	if r.code != 0 || r.stdout != "from the top layer\n0:0\nro\n" {
+		t.Errorf("idmapfs run --lower: %s\nwant stdout %q", r, "from the top layer\n0:0\nro\n")
+	}
+	e2eNoPanic(t, r)
+	if sum() != before {
+		t.Errorf("the image's sha256 changed")
+	}
+	for _, m := range e2eMountinfo(t) {
+		if m.fstype == "fuse.idmapfs" && strings.Contains(m.source, img) {
+			t.Errorf("left mounted: %+v", m)
+		}
+	}
+	if backed, _ := filepath.Glob("/sys/block/loop*/loop/backing_file"); len(backed) > 0 {
+		for _, bf := range backed {
+			if b, err := os.ReadFile(bf); err == nil && strings.TrimSpace(string(b)) == img {
+				t.Errorf("%s still backs %s after idmapfs run exited", img, bf)
+			}
+		}
 	}
 }

@@ -57,6 +57,12 @@ Usage:
                                             run CMD as root of a new user namespace
                                             with SOURCE (a directory or an idmapfs
                                             mount) as its root filesystem
+  idmapfs mount --lower L1:L2:... [flags] MOUNTPOINT
+                                            overlay mode: the merged view of the lower
+                                            layers (top first; directories or squashfs,
+                                            erofs, ext4 images), read-only (no upper yet)
+  idmapfs run --lower L1:L2:... [flags] -- CMD [ARG...]
+                                            run CMD on a read-only overlay of the lowers
   idmapfs help
 
 Id mapping (the /proc/PID/uid_map form, disk:host:count, ranges comma-separated):

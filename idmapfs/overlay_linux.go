@@ -1,0 +1,531 @@
+package idmapfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/shiftlock/shiftlock/internal/image"
+	"github.com/shiftlock/shiftlock/overlay"
+)
+
+// Overlay mode (Options.Lowers) shows the merged view of read-only layers
+// with ids shifted as in passthrough mode. The layer logic (lookups across
+// layers, whiteouts, opaque directories, merged listings) is package
+// overlay's; this file turns it into FUSE nodes.
+//
+// Without an upper layer the mount is read-only (MS_RDONLY, and every
+// changing operation answers EROFS as well). Since nothing can change the
+// merged tree while it is mounted (changing a lower behind the mount is
+// undefined, as with the kernel's overlayfs), a node keeps the attributes
+// found at lookup. A directory node holds the descriptors of its layers'
+// directories (an overlay.Entry) from its first use until the kernel
+// forgets it; any other node holds none and is found again by name in its
+// parent when it is opened, read or its xattrs are asked for.
+
+// overlayState is the part of FS that overlay mode adds.
+type overlayState struct {
+	stack  *overlay.Stack
+	layers []*overlay.Layer
+	images []*image.Image
+	root   *overlayNode
+
+	mu    sync.Mutex
+	nodes map[devIno]*overlayNode // live nodes by topmost object, so hard links share one
+}
+
+// overlayNode is one object of the merged tree.
+type overlayNode struct {
+	fs.Inode
+	fsys   *FS
+	key    devIno
+	st     unix.Stat_t // the topmost object at lookup, ids as on disk
+	merged bool        // a directory merged from more than one layer
+
+	mu    sync.RWMutex
+	entry *overlay.Entry // directories only, from first use to forget
+}
+
+var (
+	_ fs.NodeLookuper       = (*overlayNode)(nil)
+	_ fs.NodeGetattrer      = (*overlayNode)(nil)
+	_ fs.NodeSetattrer      = (*overlayNode)(nil)
+	_ fs.NodeOpener         = (*overlayNode)(nil)
+	_ fs.NodeCreater        = (*overlayNode)(nil)
+	_ fs.NodeMkdirer        = (*overlayNode)(nil)
+	_ fs.NodeMknoder        = (*overlayNode)(nil)
+	_ fs.NodeSymlinker      = (*overlayNode)(nil)
+	_ fs.NodeLinker         = (*overlayNode)(nil)
+	_ fs.NodeReadlinker     = (*overlayNode)(nil)
+	_ fs.NodeUnlinker       = (*overlayNode)(nil)
+	_ fs.NodeRmdirer        = (*overlayNode)(nil)
+	_ fs.NodeRenamer        = (*overlayNode)(nil)
+	_ fs.NodeOpendirHandler = (*overlayNode)(nil)
+	_ fs.NodeStatfser       = (*overlayNode)(nil)
+	_ fs.NodeGetxattrer     = (*overlayNode)(nil)
+	_ fs.NodeSetxattrer     = (*overlayNode)(nil)
+	_ fs.NodeListxattrer    = (*overlayNode)(nil)
+	_ fs.NodeRemovexattrer  = (*overlayNode)(nil)
+	_ fs.NodeLseeker        = (*overlayNode)(nil)
+	_ fs.NodeOnForgetter    = (*overlayNode)(nil)
+)
+
+// newOverlay opens opts.Lowers (attaching image files) and returns the root
+// node of their merged, read-only view.
+func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err error) {
+	if err := checkOptions(&opts); err != nil {
+		return nil, nil, err
+	}
+	if len(opts.Lowers) == 0 {
+		return nil, nil, errors.New("overlay mode needs at least one lower layer")
+	}
+	opts.ReadOnly = true // no upper yet
+	ov := &overlayState{nodes: make(map[devIno]*overlayNode)}
+	defer func() {
+		if err != nil {
+			ov.close(opts.Logger)
+		}
+	}()
+	for _, path := range opts.Lowers {
+		l, im, err := openLower(ctx, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if im != nil {
+			ov.images = append(ov.images, im)
+		}
+		ov.layers = append(ov.layers, l)
+	}
+	ov.stack, err = overlay.NewStack(overlay.Config{Lowers: ov.layers})
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := ov.stack.Root()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := newFS(opts, e.Stat.Dev)
+	if err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	f.ov = ov
+	ov.root = &overlayNode{fsys: f, key: devIno{e.Stat.Dev, e.Stat.Ino}, st: e.Stat, merged: len(e.Dirs) > 1, entry: e}
+	return ov.root, f, nil
+}
+
+// openLower opens one lower layer: a directory, or an image file attached
+// read-only.
+func openLower(ctx context.Context, path string) (*overlay.Layer, *image.Image, error) {
+	if path == "" {
+		return nil, nil, errors.New("empty lower layer path (check --lower for a doubled or trailing ':')")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lower layer: %w", err)
+	}
+	if fi.IsDir() {
+		l, err := overlay.OpenLowerLayer(path)
+		return l, nil, err
+	}
+	im, err := image.Attach(ctx, path, image.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("lower layer %s: %w", path, err)
+	}
+	l, err := overlay.OpenLowerLayer(im.Path())
+	if err != nil {
+		im.Close()
+		return nil, nil, fmt.Errorf("lower layer %s: %w", path, err)
+	}
+	return l, im, nil
+}
+
+// close releases the layers and detaches the images. Call it once the
+// server has stopped.
+func (ov *overlayState) close(log *slog.Logger) {
+	ov.mu.Lock()
+	nodes := make([]*overlayNode, 0, len(ov.nodes)+1)
+	for k, n := range ov.nodes {
+		nodes = append(nodes, n)
+		delete(ov.nodes, k)
+	}
+	ov.mu.Unlock()
+	if ov.root != nil {
+		nodes = append(nodes, ov.root)
+	}
+	for _, n := range nodes {
+		n.forget()
+	}
+	if ov.stack != nil {
+		ov.stack.Close()
+	}
+	for _, l := range ov.layers {
+		if err := l.Close(); err != nil {
+			log.Warn("close lower layer", "error", err)
+		}
+	}
+	ov.layers = nil
+	for _, im := range ov.images {
+		if err := im.Close(); err != nil {
+			log.Warn("detach image", "error", err)
+		}
+	}
+	ov.images = nil
+}
+
+func (n *overlayNode) isDir() bool { return n.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// dir pins the directory's entry for one operation, finding it again by
+// name in the parent on first use (or after a forget).
+func (n *overlayNode) dir() (*overlay.Entry, func(), syscall.Errno) {
+	if !n.isDir() {
+		return nil, nil, syscall.ENOTDIR
+	}
+	for {
+		n.mu.RLock()
+		if n.entry != nil {
+			return n.entry, n.mu.RUnlock, 0
+		}
+		n.mu.RUnlock()
+		n.mu.Lock()
+		if n.entry == nil {
+			if n == n.fsys.ov.root {
+				n.mu.Unlock()
+				return nil, nil, syscall.ESTALE
+			}
+			e, _, release, errno := n.refind()
+			if errno != 0 {
+				n.mu.Unlock()
+				return nil, nil, errno
+			}
+			release() // keeps e: it becomes the node's
+			n.entry = e
+		}
+		n.mu.Unlock()
+	}
+}
+
+// refind looks the node up again in its parent. It returns the new entry
+// and the parent's, both pinned until release, which also closes the new
+// entry unless the caller took it over (dir).
+func (n *overlayNode) refind() (e, parent *overlay.Entry, release func(), errno syscall.Errno) {
+	name, pin := n.Parent()
+	p, ok := overlayParent(pin)
+	if !ok || p == n {
+		return nil, nil, nil, syscall.ESTALE
+	}
+	pe, prelease, errno := p.dir()
+	if errno != 0 {
+		return nil, nil, nil, errno
+	}
+	e, err := n.fsys.ov.stack.Lookup(pe, name)
+	if err != nil {
+		prelease()
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, nil, syscall.ESTALE
+		}
+		return nil, nil, nil, toErrno(n.fsys.log, "lookup", err)
+	}
+	if (devIno{e.Stat.Dev, e.Stat.Ino}) != n.key {
+		e.Close()
+		prelease()
+		return nil, nil, nil, syscall.ESTALE // a lower changed behind the mount
+	}
+	return e, pe, prelease, 0
+}
+
+func overlayParent(in *fs.Inode) (*overlayNode, bool) {
+	if in == nil {
+		return nil, false
+	}
+	p, ok := in.Operations().(*overlayNode)
+	return p, ok
+}
+
+// pin returns the node's topmost entry and, for a non-directory, its
+// parent's entry, pinned until release.
+func (n *overlayNode) pin() (e, parent *overlay.Entry, release func(), errno syscall.Errno) {
+	if n.isDir() {
+		e, release, errno := n.dir()
+		return e, nil, release, errno
+	}
+	e, pe, prelease, errno := n.refind()
+	if errno != 0 {
+		return nil, nil, nil, errno
+	}
+	return e, pe, func() { e.Close(); prelease() }, 0
+}
+
+// forget closes the directory's descriptors; it finds them again if go-fuse
+// hands the node back to the kernel.
+func (n *overlayNode) forget() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.entry != nil {
+		n.entry.Close()
+		n.entry = nil
+	}
+}
+
+// OnForget runs when the kernel has dropped every reference to the node.
+func (n *overlayNode) OnForget() {
+	ov := n.fsys.ov
+	ov.mu.Lock()
+	if ov.nodes[n.key] == n {
+		delete(ov.nodes, n.key)
+	}
+	ov.mu.Unlock()
+	n.forget()
+}
+
+// attr fills out from the node's topmost object. A merged directory has
+// link count 1, as on the kernel's overlayfs (counting its subdirectories
+// across the layers is not worth it; find and friends accept 1).
+func (n *overlayNode) attr(out *fuse.Attr) {
+	n.fsys.fillAttr(&n.st, out)
+	if n.merged {
+		out.Nlink = 1
+	}
+}
+
+func (n *overlayNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := validName(name); e != 0 {
+		return nil, e
+	}
+	f := n.fsys
+	pe, release, errno := n.dir()
+	if errno != 0 {
+		return nil, errno
+	}
+	e, err := f.ov.stack.Lookup(pe, name)
+	release()
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			out.SetEntryTimeout(f.opts.NegativeTimeout)
+			return nil, syscall.ENOENT
+		}
+		return nil, toErrno(f.log, "lookup", err)
+	}
+	// The entry's descriptors are not kept: a directory node finds its own
+	// on first use. (go-fuse may drop the node returned here in favour of
+	// one a concurrent lookup registered, and would never forget it.)
+	st, merged := e.Stat, len(e.Dirs) > 1
+	e.Close()
+	key := devIno{st.Dev, st.Ino}
+	f.ov.mu.Lock()
+	defer f.ov.mu.Unlock()
+	node := f.ov.nodes[key]
+	if node == nil {
+		node = &overlayNode{fsys: f, key: key, st: st, merged: merged}
+		n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: 1})
+		f.ov.nodes[key] = node
+	}
+	node.attr(&out.Attr)
+	out.SetEntryTimeout(f.opts.EntryTimeout)
+	out.SetAttrTimeout(f.opts.AttrTimeout)
+	return node.EmbeddedInode(), 0
+}
+
+func (n *overlayNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.attr(&out.Attr)
+	out.SetTimeout(n.fsys.opts.AttrTimeout)
+	return 0
+}
+
+func (n *overlayNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	e, _, release, errno := n.pin()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer release()
+	return readlinkFd(n.fsys.log, e.Fd)
+}
+
+func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
+	if flags&writeFlags != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	e, _, release, errno := n.pin()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	defer release()
+	if u, g := f.unmapped(&e.Stat); u || g {
+		if errno := otherAccess(&e.Stat, false); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	// overlay.Open adds O_NOATIME and refuses any write to a lower.
+	file, err := f.ov.stack.Open(e, unix.O_RDONLY)
+	if err != nil {
+		return nil, 0, toErrno(f.log, "open", err)
+	}
+	fd, err := unix.FcntlInt(file.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	file.Close()
+	if err != nil {
+		return nil, 0, toErrno(f.log, "open", err)
+	}
+	// Every handle is read-only, so all can be passthrough: go-fuse
+	// registers the first one's descriptor as the inode's backing file and
+	// shares it with later handles, which only read.
+	h := &File{fsys: f, flags: flags, fd: fd}
+	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
+	switch {
+	case f.opts.DirectIO:
+		h.mode = ioDirect
+		return h, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
+	case f.passthrough:
+		h.mode = ioPassthrough
+		return &passthroughFile{File: h, backing: -1}, fuseFlags, 0
+	}
+	h.mode = ioCached
+	return h, fuseFlags | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *overlayNode) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	h := fileOf(fh)
+	if h == nil {
+		return 0, syscall.EBADF
+	}
+	r, err := unix.Seek(h.fd, int64(off), int(whence))
+	if err != nil {
+		return 0, toErrno(n.fsys.log, "lseek", err)
+	}
+	return uint64(r), 0
+}
+
+// OpendirHandle takes a snapshot of the merged listing; offsets are indexes
+// into it, so telldir/seekdir and a listing resumed in later calls are
+// stable for the life of the handle.
+func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
+	e, release, errno := n.dir()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	defer release()
+	ents, err := f.ov.stack.ReadDir(e)
+	if err != nil {
+		return nil, 0, toErrno(f.log, "readdir", err)
+	}
+	// d_ino is what stat shows: the topmost object's inode number, mixed
+	// with the device of the layer it comes from.
+	devs := make(map[int]uint64, len(e.Dirs))
+	for _, d := range e.Dirs {
+		var st unix.Stat_t
+		if err := fstatPath(d.Fd, &st); err != nil {
+			return nil, 0, toErrno(f.log, "stat", err)
+		}
+		devs[d.Layer] = st.Dev
+	}
+	parentIno := f.ino(&n.st)
+	if _, p := n.Parent(); p != nil {
+		parentIno = p.StableAttr().Ino
+	}
+	list := make([]fuse.DirEntry, 0, len(ents)+2)
+	list = append(list,
+		fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: f.ino(&n.st)},
+		fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno})
+	for _, d := range ents {
+		st := unix.Stat_t{Dev: devs[d.Layer], Ino: d.Ino}
+		list = append(list, fuse.DirEntry{Name: d.Name, Mode: d.Type, Ino: f.ino(&st)})
+	}
+	return fs.NewListDirStream(list), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (n *overlayNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	// The top layer's filesystem, as overlayfs reports its upper's (or
+	// its top lower's when it has no upper).
+	fd := n.fsys.ov.layers[0].Fd()
+	var s syscall.Statfs_t
+	if err := syscall.Fstatfs(fd, &s); err != nil {
+		return toErrno(n.fsys.log, "statfs", err)
+	}
+	out.FromStatfsT(&s)
+	return 0
+}
+
+// xattrTarget pins the node's topmost object for one xattr call: a
+// symlink by its name in its layer's directory, anything else through its
+// descriptor's magic link.
+func (n *overlayNode) xattrTarget() (xattrTarget, func(), syscall.Errno) {
+	e, pe, release, errno := n.pin()
+	if errno != 0 {
+		return xattrTarget{}, nil, errno
+	}
+	if e.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return xattrTarget{dirfd: unix.AT_FDCWD, path: procFd(e.Fd)}, release, 0
+	}
+	for _, d := range pe.Dirs {
+		if d.Layer == e.Layer {
+			return xattrTarget{dirfd: d.Fd, path: e.Name, flags: unix.AT_SYMLINK_NOFOLLOW}, release, 0
+		}
+	}
+	release()
+	return xattrTarget{}, nil, syscall.ESTALE
+}
+
+func (n *overlayNode) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	return n.fsys.getxattr(name, dest, n.xattrTarget)
+}
+
+func (n *overlayNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return n.fsys.listxattr(dest, n.xattrTarget)
+}
+
+// Everything that would change the tree: read-only until there is an
+// upper layer (the kernel refuses most of it already, the mount being
+// MS_RDONLY).
+
+func (n *overlayNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *overlayNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+
+func (n *overlayNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *overlayNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *overlayNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *overlayNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+
+func (n *overlayNode) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
+
+func (n *overlayNode) Rmdir(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
+
+func (n *overlayNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *overlayNode) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EROFS
+}
+
+func (n *overlayNode) Removexattr(ctx context.Context, name string) syscall.Errno {
+	return syscall.EROFS
+}
+
+// lowersName is how the mount names its source in mountinfo.
+func lowersName(lowers []string) string { return "overlay:" + strings.Join(lowers, ":") }
