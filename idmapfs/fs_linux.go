@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -50,6 +51,13 @@ type Options struct {
 	// read-only and detached when the FS is closed). Without an upper the
 	// mount is read-only: every change fails with EROFS.
 	Lowers []string
+	// Verify ("sha256:HEX") checks the one image file among Lowers before
+	// it is attached; VerifyFile names a sha256sum-style SUMS file that
+	// every image lower is checked against. A mismatch refuses the mount.
+	Verify, VerifyFile string
+	// Progress, if a terminal, shows a progress bar while images are
+	// verified.
+	Progress io.Writer
 
 	Debug  bool
 	Logger *slog.Logger

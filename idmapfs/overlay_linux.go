@@ -95,6 +95,9 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 			ov.close(opts.Logger)
 		}
 	}()
+	if err := verifyLowers(ctx, opts); err != nil {
+		return nil, nil, err
+	}
 	for _, path := range opts.Lowers {
 		l, im, err := openLower(ctx, path)
 		if err != nil {
@@ -121,6 +124,38 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 	f.ov = ov
 	ov.root = &overlayNode{fsys: f, key: devIno{e.Stat.Dev, e.Stat.Ino}, st: e.Stat, merged: len(e.Dirs) > 1, entry: e}
 	return ov.root, f, nil
+}
+
+// verifyLowers checks the image lowers against opts.Verify or
+// opts.VerifyFile before anything is attached.
+func verifyLowers(ctx context.Context, opts Options) error {
+	if opts.Verify == "" && opts.VerifyFile == "" {
+		return nil
+	}
+	if opts.Verify != "" && opts.VerifyFile != "" {
+		return errors.New("give --verify or --verify-file, not both")
+	}
+	var images []string
+	for _, path := range opts.Lowers {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			images = append(images, path)
+		}
+	}
+	if len(images) == 0 {
+		return errors.New("--verify and --verify-file check image files, and no lower is one")
+	}
+	if opts.Verify != "" {
+		if len(images) > 1 {
+			return fmt.Errorf("--verify checks one image, and %d lowers are images: list their sums in a file and pass --verify-file", len(images))
+		}
+		return image.Verify(ctx, images[0], opts.Verify, opts.Progress)
+	}
+	for _, path := range images {
+		if err := image.VerifyFile(ctx, path, opts.VerifyFile, opts.Progress); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openLower opens one lower layer: a directory, or an image file attached

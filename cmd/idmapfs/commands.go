@@ -33,6 +33,7 @@ type mountFlags struct {
 	entry, attr, negative          time.Duration
 	debug, daemon                  bool
 	hostname                       string
+	verify, verifyFile             string
 	lower                          string
 }
 
@@ -53,6 +54,8 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 	fs.DurationVar(&m.negative, "negative-timeout", idmapfs.DefaultTimeout, "kernel negative-entry cache lifetime")
 	fs.BoolVar(&m.debug, "debug", false, "log every FUSE request")
 	fs.StringVar(&m.lower, "lower", "", "overlay mode: lower layers L1:L2:... (top first), directories or image files; read-only without an upper")
+	fs.StringVar(&m.verify, "verify", "", "check the image lower's checksum first: sha256:HEX")
+	fs.StringVar(&m.verifyFile, "verify-file", "", "check every image lower against this sha256sum-style file")
 	if forRun {
 		fs.StringVar(&m.hostname, "hostname", "", "container hostname")
 	} else {
@@ -60,8 +63,12 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 	}
 }
 
-// ids resolves the mapping flags.
+// ids resolves the mapping flags (and checks the flags that only make
+// sense together).
 func (m *mountFlags) ids() (idmap.IDMap, error) {
+	if (m.verify != "" || m.verifyFile != "") && m.lower == "" {
+		return idmap.IDMap{}, usagef("--verify and --verify-file check image lowers: use them with --lower")
+	}
 	if m.userns != "" {
 		if m.mapAll != "" || m.uidMap != "" || m.gidMap != "" {
 			return idmap.IDMap{}, usagef("--userns cannot be combined with --map, --uid-map or --gid-map")
@@ -132,6 +139,9 @@ func (m *mountFlags) options(ids idmap.IDMap, log *slog.Logger) idmapfs.Options 
 		Debug:           m.debug,
 		Logger:          log,
 		Lowers:          m.lowers(),
+		Verify:          m.verify,
+		VerifyFile:      m.verifyFile,
+		Progress:        os.Stderr,
 	}
 }
 

@@ -783,9 +783,7 @@ func TestE2EUnshareClient(t *testing.T) {
 // both, writes nothing, and the image's checksum stays.
 func TestE2ERunLowerImage(t *testing.T) {
 	testutil.RequireFUSE(t)
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("needs mksquashfs (apt-get install squashfs-tools)")
-	}
+	requireMksquashfs(t)
 	root := e2eRootfs(t)
 	base := e2eDir(t)
 	img := filepath.Join(base, "rootfs.sqfs")
@@ -829,5 +827,63 @@ func TestE2ERunLowerImage(t *testing.T) {
 				t.Errorf("%s still backs %s after idmapfs run exited", img, bf)
 			}
 		}
+	}
+}
+
+// requireMksquashfs skips t without mksquashfs, except under CI, where
+// scripts/deps.sh installs it.
+func requireMksquashfs(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mksquashfs missing under CI: scripts/deps.sh installs squashfs-tools")
+		}
+		t.Skip("needs mksquashfs (apt-get install squashfs-tools)")
+	}
+}
+
+// TestE2EVerify: an image lower is checked before it is attached; a
+// mismatch refuses to run and leaves nothing mounted.
+func TestE2EVerify(t *testing.T) {
+	testutil.RequireFUSE(t)
+	requireMksquashfs(t)
+	root := e2eRootfs(t)
+	base := e2eDir(t)
+	img := filepath.Join(base, "rootfs.sqfs")
+	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := fmt.Sprintf("%x", sha256.Sum256(b))
+	bad := strings.Repeat("0", 64)
+	sums := filepath.Join(base, "SUMS")
+	if err := os.WriteFile(sums, []byte(good+"  rootfs.sqfs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) e2eResult {
+		t.Helper()
+		r := e2eRunFor(t, 20*time.Second, "", e2eBin, append([]string{"run", "--lower", img}, append(args, "--", "sh", "-c", "echo ran")...)...)
+		e2eNoPanic(t, r)
+		return r
+	}
+	if r := run("--verify", "sha256:"+good); r.code != 0 || r.stdout != "ran\n" {
+		t.Errorf("--verify with the right sum: %s", r)
+	}
+	if r := run("--verify-file", sums); r.code != 0 || r.stdout != "ran\n" {
+		t.Errorf("--verify-file with the right sum: %s", r)
+	}
+	if r := run("--verify", "sha256:"+bad); r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "mismatch") {
+		t.Errorf("--verify with a wrong sum: %s; want a refusal that says mismatch", r)
+	}
+	for _, m := range e2eMountinfo(t) {
+		if m.fstype == "fuse.idmapfs" {
+			t.Errorf("left mounted: %+v", m)
+		}
+	}
+	if r := e2eRunFor(t, 20*time.Second, "", e2eBin, "mount", "--verify", "sha256:"+good, root, base); r.code != 2 {
+		t.Errorf("--verify without --lower: %s; want exit 2", r)
 	}
 }
