@@ -51,6 +51,11 @@ type Options struct {
 	// read-only and detached when the FS is closed). Without an upper the
 	// mount is read-only: every change fails with EROFS.
 	Lowers []string
+	// Upper makes the overlay writable: changes go to this directory, in
+	// the kernel overlayfs format with disk ids (overlay_upper_linux.go).
+	// Work is a directory on the upper's filesystem, outside the upper,
+	// where copy-ups are prepared; "" means DefaultWork(Upper).
+	Upper, Work string
 	// Verify ("sha256:HEX") checks the one image file among Lowers before
 	// it is attached; VerifyFile names a sha256sum-style SUMS file that
 	// every image lower is checked against. A mismatch refuses the mount.
@@ -473,7 +478,12 @@ func (n *Node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		}
 		defer n.put()
 	}
+	return f.setattrFd(fd, h, in, out)
+}
 
+// setattrFd applies a SETATTR to the inode behind fd (an O_PATH
+// descriptor, or h's open file when h is not nil) and fills out.
+func (f *FS) setattrFd(fd int, h *File, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	uid, hasUID := in.GetUID()
 	gid, hasGID := in.GetGID()
 	var cur unix.Stat_t

@@ -21,7 +21,7 @@ const overlayfsMagic = 0x794c7630
 // Mount mounts an idmapfs of source on mountpoint and starts serving it.
 // The caller waits on the returned server (Wait) and unmounts it, then
 // calls Close on the FS. In overlay mode (opts.Lowers set) source must be
-// "": the mount shows the merged lowers, read-only.
+// "": the mount shows the merged lowers, read-only unless opts.Upper is set.
 func Mount(source, mountpoint string, opts Options) (*fuse.Server, *FS, error) {
 	if err := CheckMountpoint(mountpoint); err != nil {
 		return nil, nil, err

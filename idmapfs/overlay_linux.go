@@ -27,7 +27,8 @@ import (
 // changing operation answers EROFS as well). Since nothing can change the
 // merged tree while it is mounted (changing a lower behind the mount is
 // undefined, as with the kernel's overlayfs), a node keeps the attributes
-// found at lookup. A directory node holds the descriptors of its layers'
+// found at lookup; with an upper, the attributes of a node in the upper are
+// read again on getattr (overlay_upper_linux.go has the changes). A directory node holds the descriptors of its layers'
 // directories (an overlay.Entry) from its first use until the kernel
 // forgets it; any other node holds none and is found again by name in its
 // parent when it is opened, read or its xattrs are asked for.
@@ -39,16 +40,30 @@ type overlayState struct {
 	images []*image.Image
 	root   *overlayNode
 
+	// With an upper (overlay_upper_linux.go): the upper and work layers,
+	// the upper's device, and wmu, which serialises every change to the
+	// merged tree (copy-up, create, whiteout, rename).
+	upper, work *overlay.Layer
+	upperDev    uint64
+	wmu         sync.Mutex
+
 	mu    sync.Mutex
 	nodes map[devIno]*overlayNode // live nodes by topmost object, so hard links share one
+
+	cmu    sync.Mutex
+	copied map[devIno]uint64 // upper copies made by this mount -> inode number shown before copy-up
 }
 
 // overlayNode is one object of the merged tree.
 type overlayNode struct {
 	fs.Inode
-	fsys   *FS
+	fsys *FS
+	ino  uint64 // the inode number shown, kept across copy-up
+
+	// stMu guards key, st and merged, which change on copy-up.
+	stMu   sync.Mutex
 	key    devIno
-	st     unix.Stat_t // the topmost object at lookup, ids as on disk
+	st     unix.Stat_t // the topmost object at lookup (or last change), ids as on disk
 	merged bool        // a directory merged from more than one layer
 
 	mu    sync.RWMutex
@@ -88,8 +103,13 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 	if len(opts.Lowers) == 0 {
 		return nil, nil, errors.New("overlay mode needs at least one lower layer")
 	}
-	opts.ReadOnly = true // no upper yet
-	ov := &overlayState{nodes: make(map[devIno]*overlayNode)}
+	if opts.Upper == "" {
+		if opts.Work != "" {
+			return nil, nil, errors.New("--work is the upper's work directory: give it with --upper")
+		}
+		opts.ReadOnly = true
+	}
+	ov := &overlayState{nodes: make(map[devIno]*overlayNode), copied: make(map[devIno]uint64)}
 	defer func() {
 		if err != nil {
 			ov.close(opts.Logger)
@@ -108,7 +128,14 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 		}
 		ov.layers = append(ov.layers, l)
 	}
-	ov.stack, err = overlay.NewStack(overlay.Config{Lowers: ov.layers})
+	cfg := overlay.Config{Lowers: ov.layers}
+	if opts.Upper != "" {
+		if err := ov.openUpper(&opts); err != nil {
+			return nil, nil, err
+		}
+		cfg.Upper, cfg.Work = ov.upper, ov.work
+	}
+	ov.stack, err = overlay.NewStack(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -122,7 +149,14 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 		return nil, nil, err
 	}
 	f.ov = ov
-	ov.root = &overlayNode{fsys: f, key: devIno{e.Stat.Dev, e.Stat.Ino}, st: e.Stat, merged: len(e.Dirs) > 1, entry: e}
+	if ov.upper != nil {
+		// Writable handles of a copied-up file and read-only handles
+		// still on its lower copy may be open on one inode at once, which
+		// passthrough (one backing file per inode) cannot serve.
+		f.passthrough = false
+		ov.upperDev = e.Stat.Dev
+	}
+	ov.root = &overlayNode{fsys: f, key: devIno{e.Stat.Dev, e.Stat.Ino}, ino: f.ino(&e.Stat), st: e.Stat, merged: len(e.Dirs) > 1, entry: e}
 	return ov.root, f, nil
 }
 
@@ -209,6 +243,12 @@ func (ov *overlayState) close(log *slog.Logger) {
 		}
 	}
 	ov.layers = nil
+	for _, l := range []*overlay.Layer{ov.upper, ov.work} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	ov.upper, ov.work = nil, nil
 	for _, im := range ov.images {
 		if err := im.Close(); err != nil {
 			log.Warn("detach image", "error", err)
@@ -217,7 +257,22 @@ func (ov *overlayState) close(log *slog.Logger) {
 	ov.images = nil
 }
 
+// isDir never changes: a copy-up keeps the type.
 func (n *overlayNode) isDir() bool { return n.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// getKey returns the topmost object's device and inode number.
+func (n *overlayNode) getKey() devIno {
+	n.stMu.Lock()
+	defer n.stMu.Unlock()
+	return n.key
+}
+
+// stat returns the attributes last seen.
+func (n *overlayNode) stat() unix.Stat_t {
+	n.stMu.Lock()
+	defer n.stMu.Unlock()
+	return n.st
+}
 
 // dir pins the directory's entry for one operation, finding it again by
 // name in the parent on first use (or after a forget).
@@ -270,7 +325,7 @@ func (n *overlayNode) refind() (e, parent *overlay.Entry, release func(), errno 
 		}
 		return nil, nil, nil, toErrno(n.fsys.log, "lookup", err)
 	}
-	if (devIno{e.Stat.Dev, e.Stat.Ino}) != n.key {
+	if (devIno{e.Stat.Dev, e.Stat.Ino}) != n.getKey() {
 		e.Close()
 		prelease()
 		return nil, nil, nil, syscall.ESTALE // a lower changed behind the mount
@@ -315,8 +370,9 @@ func (n *overlayNode) forget() {
 func (n *overlayNode) OnForget() {
 	ov := n.fsys.ov
 	ov.mu.Lock()
-	if ov.nodes[n.key] == n {
-		delete(ov.nodes, n.key)
+	key := n.getKey()
+	if ov.nodes[key] == n {
+		delete(ov.nodes, key)
 	}
 	ov.mu.Unlock()
 	n.forget()
@@ -326,8 +382,12 @@ func (n *overlayNode) OnForget() {
 // link count 1, as on the kernel's overlayfs (counting its subdirectories
 // across the layers is not worth it; find and friends accept 1).
 func (n *overlayNode) attr(out *fuse.Attr) {
-	n.fsys.fillAttr(&n.st, out)
-	if n.merged {
+	n.stMu.Lock()
+	st, merged := n.st, n.merged
+	n.stMu.Unlock()
+	n.fsys.fillAttr(&st, out)
+	out.Ino = n.ino
+	if merged {
 		out.Nlink = 1
 	}
 }
@@ -355,22 +415,36 @@ func (n *overlayNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	// one a concurrent lookup registered, and would never forget it.)
 	st, merged := e.Stat, len(e.Dirs) > 1
 	e.Close()
+	return n.childNode(ctx, &st, merged, out), 0
+}
+
+// childNode returns the node of the object st (the one already live for
+// it, or a new one) and fills out.
+func (n *overlayNode) childNode(ctx context.Context, st *unix.Stat_t, merged bool, out *fuse.EntryOut) *fs.Inode {
+	f := n.fsys
 	key := devIno{st.Dev, st.Ino}
 	f.ov.mu.Lock()
 	defer f.ov.mu.Unlock()
 	node := f.ov.nodes[key]
 	if node == nil {
-		node = &overlayNode{fsys: f, key: key, st: st, merged: merged}
-		n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: 1})
+		node = &overlayNode{fsys: f, key: key, ino: f.ov.showIno(f, st), st: *st, merged: merged}
+		n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: node.ino, Gen: 1})
 		f.ov.nodes[key] = node
+	} else {
+		node.stMu.Lock()
+		node.st, node.merged = *st, merged
+		node.stMu.Unlock()
 	}
 	node.attr(&out.Attr)
 	out.SetEntryTimeout(f.opts.EntryTimeout)
 	out.SetAttrTimeout(f.opts.AttrTimeout)
-	return node.EmbeddedInode(), 0
+	return node.EmbeddedInode()
 }
 
 func (n *overlayNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if e := n.refresh(); e != 0 {
+		return e
+	}
 	n.attr(&out.Attr)
 	out.SetTimeout(n.fsys.opts.AttrTimeout)
 	return 0
@@ -388,7 +462,10 @@ func (n *overlayNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
 	if flags&writeFlags != 0 {
-		return nil, 0, syscall.EROFS
+		if f.ov.upper == nil {
+			return nil, 0, syscall.EROFS
+		}
+		return n.openWrite(flags)
 	}
 	e, _, release, errno := n.pin()
 	if errno != 0 {
@@ -424,7 +501,10 @@ func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 		return &passthroughFile{File: h, backing: -1}, fuseFlags, 0
 	}
 	h.mode = ioCached
-	return h, fuseFlags | fuse.FOPEN_KEEP_CACHE, 0
+	if f.ov.upper == nil {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	return h, fuseFlags, 0
 }
 
 func (n *overlayNode) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
@@ -463,25 +543,28 @@ func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileH
 		}
 		devs[d.Layer] = st.Dev
 	}
-	parentIno := f.ino(&n.st)
+	parentIno := n.ino
 	if _, p := n.Parent(); p != nil {
 		parentIno = p.StableAttr().Ino
 	}
 	list := make([]fuse.DirEntry, 0, len(ents)+2)
 	list = append(list,
-		fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: f.ino(&n.st)},
+		fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino},
 		fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno})
 	for _, d := range ents {
 		st := unix.Stat_t{Dev: devs[d.Layer], Ino: d.Ino}
-		list = append(list, fuse.DirEntry{Name: d.Name, Mode: d.Type, Ino: f.ino(&st)})
+		list = append(list, fuse.DirEntry{Name: d.Name, Mode: d.Type, Ino: f.ov.showIno(f, &st)})
+	}
+	if f.ov.upper != nil {
+		return fs.NewListDirStream(list), 0, 0
 	}
 	return fs.NewListDirStream(list), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *overlayNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	// The top layer's filesystem, as overlayfs reports its upper's (or
-	// its top lower's when it has no upper).
-	fd := n.fsys.ov.layers[0].Fd()
+	// The top layer's filesystem: the upper's, or the top lower's when
+	// there is no upper, as overlayfs reports.
+	fd := n.fsys.ov.stack.Layer(0).Fd()
 	var s syscall.Statfs_t
 	if err := syscall.Fstatfs(fd, &s); err != nil {
 		return toErrno(n.fsys.log, "statfs", err)
@@ -516,50 +599,6 @@ func (n *overlayNode) Getxattr(ctx context.Context, name string, dest []byte) (u
 
 func (n *overlayNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	return n.fsys.listxattr(dest, n.xattrTarget)
-}
-
-// Everything that would change the tree: read-only until there is an
-// upper layer (the kernel refuses most of it already, the mount being
-// MS_RDONLY).
-
-func (n *overlayNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *overlayNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EROFS
-}
-
-func (n *overlayNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-
-func (n *overlayNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-
-func (n *overlayNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-
-func (n *overlayNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EROFS
-}
-
-func (n *overlayNode) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
-
-func (n *overlayNode) Rmdir(ctx context.Context, name string) syscall.Errno { return syscall.EROFS }
-
-func (n *overlayNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *overlayNode) Setxattr(ctx context.Context, name string, data []byte, flags uint32) syscall.Errno {
-	return syscall.EROFS
-}
-
-func (n *overlayNode) Removexattr(ctx context.Context, name string) syscall.Errno {
-	return syscall.EROFS
 }
 
 // lowersName is how the mount names its source in mountinfo.

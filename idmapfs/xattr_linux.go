@@ -139,22 +139,9 @@ func (n *Node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	var err error
-	switch f.classify(name) {
-	case xattrHidden:
-		return syscall.EPERM
-	case xattrUnsupported:
-		return syscall.EOPNOTSUPP
-	case xattrACL:
-		data, err = idmap.ACLToDisk(data, f.ids)
-		if err != nil {
-			return syscall.EINVAL
-		}
-	case xattrCap:
-		data, err = idmap.CapToDisk(data, f.ids)
-		if err != nil {
-			return syscall.EINVAL
-		}
+	data, e := f.xattrToDisk(name, data)
+	if e != 0 {
+		return e
 	}
 	t, release, e := n.xattrTarget()
 	if e != 0 {
@@ -168,6 +155,26 @@ func (n *Node) Setxattr(ctx context.Context, name string, data []byte, flags uin
 		return toErrno(f.log, "setxattr", err)
 	}
 	return 0
+}
+
+// xattrToDisk refuses what rule 7 refuses and maps the ids in an ACL or a
+// capability value to disk ids (rules 5, 6).
+func (f *FS) xattrToDisk(name string, data []byte) ([]byte, syscall.Errno) {
+	var err error
+	switch f.classify(name) {
+	case xattrHidden:
+		return nil, syscall.EPERM
+	case xattrUnsupported:
+		return nil, syscall.EOPNOTSUPP
+	case xattrACL:
+		data, err = idmap.ACLToDisk(data, f.ids)
+	case xattrCap:
+		data, err = idmap.CapToDisk(data, f.ids)
+	}
+	if err != nil {
+		return nil, syscall.EINVAL
+	}
+	return data, 0
 }
 
 func (n *Node) Removexattr(ctx context.Context, name string) syscall.Errno {

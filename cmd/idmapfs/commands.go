@@ -34,7 +34,7 @@ type mountFlags struct {
 	debug, daemon                  bool
 	hostname                       string
 	verify, verifyFile             string
-	lower                          string
+	lower, upper, work             string
 }
 
 func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
@@ -54,6 +54,8 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 	fs.DurationVar(&m.negative, "negative-timeout", idmapfs.DefaultTimeout, "kernel negative-entry cache lifetime")
 	fs.BoolVar(&m.debug, "debug", false, "log every FUSE request")
 	fs.StringVar(&m.lower, "lower", "", "overlay mode: lower layers L1:L2:... (top first), directories or image files; read-only without an upper")
+	fs.StringVar(&m.upper, "upper", "", "overlay mode: writable upper directory (kernel overlayfs format, disk ids)")
+	fs.StringVar(&m.work, "work", "", "overlay mode: work directory on the upper's filesystem (default: .UPPER.idmapfs-work next to the upper)")
 	fs.StringVar(&m.verify, "verify", "", "check the image lower's checksum first: sha256:HEX")
 	fs.StringVar(&m.verifyFile, "verify-file", "", "check every image lower against this sha256sum-style file")
 	if forRun {
@@ -66,6 +68,12 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 // ids resolves the mapping flags (and checks the flags that only make
 // sense together).
 func (m *mountFlags) ids() (idmap.IDMap, error) {
+	if (m.upper != "" || m.work != "") && m.lower == "" {
+		return idmap.IDMap{}, usagef("--upper and --work are for overlay mode: use them with --lower")
+	}
+	if m.work != "" && m.upper == "" {
+		return idmap.IDMap{}, usagef("--work needs --upper")
+	}
 	if (m.verify != "" || m.verifyFile != "") && m.lower == "" {
 		return idmap.IDMap{}, usagef("--verify and --verify-file check image lowers: use them with --lower")
 	}
@@ -139,6 +147,8 @@ func (m *mountFlags) options(ids idmap.IDMap, log *slog.Logger) idmapfs.Options 
 		Debug:           m.debug,
 		Logger:          log,
 		Lowers:          m.lowers(),
+		Upper:           m.upper,
+		Work:            m.work,
 		Verify:          m.verify,
 		VerifyFile:      m.verifyFile,
 		Progress:        os.Stderr,
@@ -239,7 +249,11 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	what := source
 	if mf.lower != "" {
 		what = "overlay of lowers " + mf.lower
-		mode += "; read-only: no --upper, every change fails with EROFS"
+		if mf.upper != "" {
+			mode += "; upper " + mf.upper
+		} else {
+			mode += "; read-only: no --upper, every change fails with EROFS"
+		}
 	}
 	msg := fmt.Sprintf("mounted %s on %s (uid map %s, gid map %s, %s)", what, mountpoint, ids.UID, ids.GID, mode)
 	if os.Getenv(daemonEnv) != "" {

@@ -57,12 +57,15 @@ Usage:
                                             run CMD as root of a new user namespace
                                             with SOURCE (a directory or an idmapfs
                                             mount) as its root filesystem
-  idmapfs mount --lower L1:L2:... [flags] MOUNTPOINT
+  idmapfs mount --lower L1:L2:... [--upper U [--work W]] [flags] MOUNTPOINT
                                             overlay mode: the merged view of the lower
                                             layers (top first; directories or squashfs,
-                                            erofs, ext4 images), read-only (no upper yet)
-  idmapfs run --lower L1:L2:... [flags] -- CMD [ARG...]
-                                            run CMD on a read-only overlay of the lowers
+                                            erofs, ext4 images); changes go to the upper
+                                            U (kernel overlayfs format, disk ids);
+                                            read-only without --upper. W defaults to
+                                            .U.idmapfs-work next to U
+  idmapfs run --lower L1:L2:... [--upper U [--work W]] [flags] -- CMD [ARG...]
+                                            run CMD on an overlay of the lowers
   idmapfs help
 
 Id mapping (the /proc/PID/uid_map form, disk:host:count, ranges comma-separated):
