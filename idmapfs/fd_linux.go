@@ -108,7 +108,8 @@ func (n *Node) reopenByName() (int, syscall.Errno) {
 		return -1, syscall.ESTALE
 	}
 	var st unix.Stat_t
-	if err := fstatPath(fd, &st); err != nil || (devIno{st.Dev, st.Ino}) != n.key {
+	birth, err := statAt(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, &st)
+	if err != nil || (devIno{st.Dev, st.Ino}) != n.key || !n.sameInode(&st, birth) {
 		unix.Close(fd)
 		return -1, syscall.ESTALE
 	}
@@ -118,23 +119,23 @@ func (n *Node) reopenByName() (int, syscall.Errno) {
 // adopt is called under FS.mu when a lookup found the inode n already
 // stands for, opened as fd. It reports whether n is still that inode (and
 // takes fd or closes it); false means the inode number was reused.
-func (n *Node) adopt(fd int, st *unix.Stat_t) bool {
+func (n *Node) adopt(fd int, st *unix.Stat_t, birth int64) bool {
 	n.fdMu.Lock()
 	defer n.fdMu.Unlock()
+	if n.forgotten || !n.sameInode(st, birth) {
+		return false
+	}
 	if pfd, ok := n.tryGet(); ok {
 		var pst unix.Stat_t
-		same := fstatPath(pfd, &pst) == nil && pst.Nlink > 0 && pst.Mode&unix.S_IFMT == st.Mode&unix.S_IFMT
+		same := fstatPath(pfd, &pst) == nil && pst.Nlink > 0
 		n.put()
 		if same && fd >= 0 {
 			unix.Close(fd)
 		}
 		return same
 	}
-	if n.forgotten || n.isDir != (st.Mode&unix.S_IFMT == unix.S_IFDIR) {
-		return false
-	}
 	// Without a descriptor (evicted, or never opened): a fresh descriptor
-	// of the same device and inode number becomes the node's.
+	// of the same inode becomes the node's.
 	if fd >= 0 {
 		n.fd = fd
 		n.hasFd = true
@@ -142,6 +143,16 @@ func (n *Node) adopt(fd int, st *unix.Stat_t) bool {
 		n.fsys.openFds.Add(1)
 	}
 	return true
+}
+
+// sameInode reports whether st (with birth time birth) is the inode n
+// stands for: same type, and the same birth time where both are known. An
+// inode number alone can be reused by a new file at any moment.
+func (n *Node) sameInode(st *unix.Stat_t, birth int64) bool {
+	if st.Mode&unix.S_IFMT != n.typ {
+		return false
+	}
+	return n.birth == 0 || birth == 0 || n.birth == birth
 }
 
 // dropFd gives up the node's own reference to its descriptor. With force

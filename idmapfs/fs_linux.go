@@ -109,6 +109,8 @@ type Node struct {
 	key   devIno
 	gen   uint64
 	isDir bool
+	typ   uint32 // st_mode & S_IFMT
+	birth int64  // birth time in ns, 0 if unknown: with key, the inode's identity
 
 	// The descriptor lifecycle is in fd_linux.go.
 	fd        int          // valid while refs > 0
@@ -249,7 +251,7 @@ func (f *FS) OpenFds() int64 { return f.openFds.Load() }
 func (f *FS) Passthrough() bool { return f.passthrough }
 
 func (f *FS) newNode(fd int, st *unix.Stat_t, gen uint64) *Node {
-	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+	n := &Node{fsys: f, fd: fd, key: devIno{st.Dev, st.Ino}, gen: gen, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, typ: st.Mode & unix.S_IFMT}
 	if fd >= 0 {
 		n.hasFd = true
 		n.refs.Store(1)
@@ -360,17 +362,18 @@ func (f *FS) caller(ctx context.Context) (uid, gid uint32, errno syscall.Errno) 
 // kernel will know. It takes ownership of fd.
 func (n *Node) child(ctx context.Context, fd int, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	var st unix.Stat_t
-	if err := fstatPath(fd, &st); err != nil {
+	birth, err := statAt(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, &st)
+	if err != nil {
 		unix.Close(fd)
 		return nil, toErrno(n.fsys.log, "stat", err)
 	}
-	return n.childOf(ctx, fd, &st, out)
+	return n.childOf(ctx, fd, &st, birth, out)
 }
 
-// childOf turns a backing inode, with attributes st and opened as fd (or
-// -1: the node opens it by name when first needed), into the node the
-// kernel will know. It takes ownership of fd.
-func (n *Node) childOf(ctx context.Context, fd int, stp *unix.Stat_t, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// childOf turns a backing inode, with attributes st and birth time birth,
+// opened as fd (or -1: the node opens it by name when first needed), into
+// the node the kernel will know. It takes ownership of fd.
+func (n *Node) childOf(ctx context.Context, fd int, stp *unix.Stat_t, birth int64, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	f := n.fsys
 	st := *stp
 	key := devIno{st.Dev, st.Ino}
@@ -378,7 +381,7 @@ func (n *Node) childOf(ctx context.Context, fd int, stp *unix.Stat_t, out *fuse.
 	gen := uint64(1)
 	if prev := f.nodes[key]; prev != nil {
 		gen = prev.gen + 1
-		if prev.adopt(fd, &st) {
+		if prev.adopt(fd, &st, birth) {
 			// The kernel knows this inode already (another name, or a
 			// lookup after its entry expired).
 			f.mu.Unlock()
@@ -388,6 +391,7 @@ func (n *Node) childOf(ctx context.Context, fd int, stp *unix.Stat_t, out *fuse.
 		// Otherwise the inode number was reused by a new file.
 	}
 	node := f.newNode(fd, &st, gen)
+	node.birth = birth
 	// Initialise the inode before publishing the node: a concurrent lookup
 	// may hand it to go-fuse as soon as it is in the map.
 	ch := n.NewInode(ctx, node, fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: f.ino(&st), Gen: gen})
@@ -418,7 +422,8 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	// name on first use (fd_linux.go), which most lookups (stat, ls -l)
 	// never need. A directory's is opened now: its children need it.
 	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	birth, err := statAt(pfd, name, unix.AT_SYMLINK_NOFOLLOW, &st)
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			out.SetEntryTimeout(n.fsys.opts.NegativeTimeout)
 			return nil, syscall.ENOENT
@@ -426,7 +431,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 		return nil, toErrno(n.fsys.log, "lookup", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return n.childOf(ctx, -1, &st, out)
+		return n.childOf(ctx, -1, &st, birth, out)
 	}
 	fd, err := n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, unix.O_PATH|unix.O_DIRECTORY, 0) })
 	if err != nil {
@@ -678,11 +683,12 @@ func (n *Node) openedChild(ctx context.Context, ffd int, name string, flags uint
 		// The node opens its own descriptor by name when first needed;
 		// until then the open file serves.
 		var st unix.Stat_t
-		if err := unix.Fstat(ffd, &st); err != nil {
+		birth, err := statAt(ffd, "", unix.AT_EMPTY_PATH, &st)
+		if err != nil {
 			unix.Close(ffd)
 			return nil, nil, 0, toErrno(f.log, "fstat", err)
 		}
-		ch, e = n.childOf(ctx, -1, &st, out)
+		ch, e = n.childOf(ctx, -1, &st, birth, out)
 	}
 	if e != 0 {
 		unix.Close(ffd)

@@ -59,6 +59,35 @@ func fstatPath(fd int, st *unix.Stat_t) error {
 	return unix.Fstatat(fd, "", st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
 }
 
+// statAt is fstatat(dirfd, name, flags) that also returns the inode's birth
+// time in nanoseconds (0 where the filesystem does not keep one). The birth
+// time tells an inode from a later one that reuses its number.
+func statAt(dirfd int, name string, flags int, st *unix.Stat_t) (int64, error) {
+	var sx unix.Statx_t
+	if err := unix.Statx(dirfd, name, flags|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &sx); err != nil {
+		return 0, err
+	}
+	*st = unix.Stat_t{
+		Dev:     unix.Mkdev(sx.Dev_major, sx.Dev_minor),
+		Ino:     sx.Ino,
+		Nlink:   uint64(sx.Nlink),
+		Mode:    uint32(sx.Mode),
+		Uid:     sx.Uid,
+		Gid:     sx.Gid,
+		Rdev:    unix.Mkdev(sx.Rdev_major, sx.Rdev_minor),
+		Size:    int64(sx.Size),
+		Blksize: int64(sx.Blksize),
+		Blocks:  int64(sx.Blocks),
+		Atim:    unix.Timespec{Sec: sx.Atime.Sec, Nsec: int64(sx.Atime.Nsec)},
+		Mtim:    unix.Timespec{Sec: sx.Mtime.Sec, Nsec: int64(sx.Mtime.Nsec)},
+		Ctim:    unix.Timespec{Sec: sx.Ctime.Sec, Nsec: int64(sx.Ctime.Nsec)},
+	}
+	if sx.Mask&unix.STATX_BTIME == 0 {
+		return 0, nil
+	}
+	return sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec), nil
+}
+
 // xattrArgs mirrors struct xattr_args in include/uapi/linux/xattr.h.
 type xattrArgs struct {
 	Value uint64
