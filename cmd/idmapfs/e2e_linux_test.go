@@ -783,13 +783,7 @@ func TestE2EUnshareClient(t *testing.T) {
 // both, writes nothing, and the image's checksum stays.
 func TestE2ERunLowerImage(t *testing.T) {
 	testutil.RequireFUSE(t)
-	requireMksquashfs(t)
-	root := e2eRootfs(t)
-	base := e2eDir(t)
-	img := filepath.Join(base, "rootfs.sqfs")
-	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, out)
-	}
+	_, base, img := e2eSquashfs(t)
 	top := filepath.Join(base, "top")
 	if err := os.MkdirAll(filepath.Join(top, "etc"), 0o755); err != nil {
 		t.Fatal(err)
@@ -830,6 +824,20 @@ func TestE2ERunLowerImage(t *testing.T) {
 	}
 }
 
+// e2eSquashfs builds the busybox rootfs and a squashfs image of it in a
+// fresh directory base.
+func e2eSquashfs(t *testing.T) (root, base, img string) {
+	t.Helper()
+	requireMksquashfs(t)
+	root = e2eRootfs(t)
+	base = e2eDir(t)
+	img = filepath.Join(base, "rootfs.sqfs")
+	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
+		t.Fatalf("mksquashfs: %v\n%s", err, out)
+	}
+	return root, base, img
+}
+
 // requireMksquashfs skips t without mksquashfs, except under CI, where
 // scripts/deps.sh installs it.
 func requireMksquashfs(t *testing.T) {
@@ -846,13 +854,7 @@ func requireMksquashfs(t *testing.T) {
 // mismatch refuses to run and leaves nothing mounted.
 func TestE2EVerify(t *testing.T) {
 	testutil.RequireFUSE(t)
-	requireMksquashfs(t)
-	root := e2eRootfs(t)
-	base := e2eDir(t)
-	img := filepath.Join(base, "rootfs.sqfs")
-	if out, err := exec.Command("mksquashfs", root, img, "-noappend", "-no-progress", "-quiet").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs: %v\n%s", err, out)
-	}
+	root, base, img := e2eSquashfs(t)
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
