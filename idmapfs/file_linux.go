@@ -16,7 +16,7 @@ func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
 // File is an open regular file of the backing tree.
 type File struct {
 	fsys  *FS
-	node  *Node
+	io    *ioState // of the file's node
 	flags uint32
 	mu    sync.Mutex
 	fd    int
@@ -42,19 +42,42 @@ var (
 	_ fs.FilePassthroughFder = (*File)(nil)
 )
 
+// ioState tracks the I/O mode of the open handles of one inode.
+type ioState struct {
+	ioMu       sync.Mutex
+	ptOpen     int  // open passthrough handles
+	cachedOpen int  // open page-cache handles
+	ptLower    bool // overlay mode: the passthrough handles share a lower's read-only file
+}
+
 // passthroughFile is a File whose reads and writes the kernel sends straight
 // to the backing file.
 type passthroughFile struct {
 	*File
-	backing int // a read-write descriptor registered as the backing file, or -1
+	backing int  // a read-write descriptor registered as the backing file, or -1
+	lower   bool // fd is a lower layer's file: never opened for writing
 }
 
 // newFile wraps fd, just opened with flags on node n. wantPT says whether
 // passthrough is worth it for this handle when the node's other handles
 // leave the choice open.
 func (n *Node) newFile(fd int, flags uint32, wantPT bool) (fs.FileHandle, uint32, syscall.Errno) {
-	f := n.fsys
-	h := &File{fsys: f, node: n, flags: flags, fd: fd}
+	return n.fsys.newHandle(&n.ioState, fd, flags, wantPT, false)
+}
+
+// newHandle wraps fd, just opened with flags, as a handle of the inode
+// whose handles io tracks. wantPT says whether passthrough is worth it for
+// this handle when the inode's other handles leave the choice open; lower
+// says fd is a lower layer's file (overlay mode), which is only read.
+//
+// In overlay mode, while the passthrough handles of an inode share a
+// lower's read-only file, nothing may change the file's data: the kernel
+// would go on reading the lower copy through them, and a handle that
+// writes can neither share their backing file nor use another I/O mode. Such
+// an open fails with ETXTBSY, as it would on a running executable;
+// overlayNode checks it before it copies up or truncates.
+func (f *FS) newHandle(io *ioState, fd int, flags uint32, wantPT, lower bool) (fs.FileHandle, uint32, syscall.Errno) {
+	h := &File{fsys: f, io: io, flags: flags, fd: fd}
 	// No FLUSH on close(2): every write is already in the backing file
 	// (passthrough or write-through), so a flush has nothing to report,
 	// and it costs a round trip per close. With --writeback the kernel
@@ -64,19 +87,25 @@ func (n *Node) newFile(fd int, flags uint32, wantPT bool) (fs.FileHandle, uint32
 		h.mode = ioDirect
 		return h, fuseFlags | fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES, 0
 	}
-	n.ioMu.Lock()
-	defer n.ioMu.Unlock()
-	pt := f.passthrough && (n.ptOpen > 0 || (n.cachedOpen == 0 && wantPT && f.canPassthrough(fd, flags)))
-	if pt {
-		n.ptOpen++
-		h.mode = ioPassthrough
-		return &passthroughFile{File: h, backing: -1}, fuseFlags, 0
+	io.ioMu.Lock()
+	defer io.ioMu.Unlock()
+	if io.ptOpen > 0 && io.ptLower && flags&writeFlags != 0 {
+		return nil, 0, syscall.ETXTBSY
 	}
-	n.cachedOpen++
+	pt := f.passthrough && (io.ptOpen > 0 || (io.cachedOpen == 0 && wantPT && f.canPassthrough(fd, flags)))
+	if pt {
+		if io.ptOpen == 0 {
+			io.ptLower = lower
+		}
+		io.ptOpen++
+		h.mode = ioPassthrough
+		return &passthroughFile{File: h, backing: -1, lower: io.ptLower}, fuseFlags, 0
+	}
+	io.cachedOpen++
 	h.mode = ioCached
-	if f.opts.Writeback {
-		// The kernel's page cache is the only writer: keep it across
-		// opens.
+	if f.opts.Writeback || (f.ov != nil && f.ov.upper == nil) {
+		// The kernel's page cache is the only writer (or nothing
+		// writes): keep it across opens.
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
 	return h, fuseFlags, 0
@@ -106,7 +135,7 @@ func (f *FS) canPassthrough(fd int, flags uint32) bool {
 // this handle does not: a read-write descriptor where one can be had.
 func (p *passthroughFile) PassthroughFd() (int, bool) {
 	p.fsys.probePassthrough(p.fd)
-	if p.flags&unix.O_ACCMODE == unix.O_RDWR || p.fsys.opts.ReadOnly {
+	if p.flags&unix.O_ACCMODE == unix.O_RDWR || p.fsys.opts.ReadOnly || p.lower {
 		return p.fd, true
 	}
 	if p.backing < 0 {
@@ -186,15 +215,18 @@ func (h *File) Release(ctx context.Context) syscall.Errno {
 	}
 	err := unix.Close(h.fd)
 	h.fd = -1
-	if n := h.node; n != nil {
-		n.ioMu.Lock()
+	if io := h.io; io != nil {
+		io.ioMu.Lock()
 		switch h.mode {
 		case ioPassthrough:
-			n.ptOpen--
+			io.ptOpen--
+			if io.ptOpen == 0 {
+				io.ptLower = false
+			}
 		case ioCached:
-			n.cachedOpen--
+			io.cachedOpen--
 		}
-		n.ioMu.Unlock()
+		io.ioMu.Unlock()
 	}
 	if err != nil {
 		return toErrno(h.fsys.log, "close", err)

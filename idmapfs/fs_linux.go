@@ -120,9 +120,7 @@ type Node struct {
 	hasFd     bool
 	forgotten bool
 
-	ioMu       sync.Mutex
-	ptOpen     int // open passthrough handles
-	cachedOpen int // open page-cache handles
+	ioState
 }
 
 var (
@@ -585,6 +583,22 @@ func fchmodPath(fd int, mode uint32) error {
 
 const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_TRUNC | unix.O_APPEND
 
+// backingFlags returns the flags to open the backing file with for an open
+// with flags. With --writeback the kernel's page cache reads to fill a page
+// that a write-only handle only partly writes, and it appends by itself, at
+// the end of file it knows: O_APPEND on the backing file would make every
+// write back of a page land at the end (pwrite appends on an O_APPEND file).
+func (f *FS) backingFlags(flags uint32) int {
+	fl := int(flags)
+	if f.opts.Writeback {
+		if fl&unix.O_ACCMODE == unix.O_WRONLY {
+			fl = fl&^unix.O_ACCMODE | unix.O_RDWR
+		}
+		fl &^= unix.O_APPEND
+	}
+	return fl
+}
+
 func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
 	if f.opts.ReadOnly && flags&writeFlags != 0 {
@@ -612,7 +626,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	ffd, err := f.retryEMFILE(func() (int, error) { return reopen(fd, int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY)) })
+	ffd, err := f.retryEMFILE(func() (int, error) { return reopen(fd, f.backingFlags(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY)) })
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
@@ -624,13 +638,13 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return nil, nil, 0, e
 	}
 	return n.createOpen(ctx, "create", name, mode, flags, out, func(pfd int, mode uint32) (int, error) {
-		return n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, int(flags)|unix.O_CREAT, mode&07777) })
+		return n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, n.fsys.backingFlags(flags)|unix.O_CREAT, mode&07777) })
 	})
 }
 
 func (n *Node) Tmpfile(ctx context.Context, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	return n.createOpen(ctx, "tmpfile", "", mode, flags, out, func(pfd int, mode uint32) (int, error) {
-		return unix.Openat(pfd, ".", int(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
+		return unix.Openat(pfd, ".", n.fsys.backingFlags(flags)|unix.O_TMPFILE|unix.O_CLOEXEC, mode&07777)
 	})
 }
 
@@ -942,11 +956,15 @@ func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *Node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint64, out *fs.Inode, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	return n.fsys.copyFileRange(fhIn, offIn, fhOut, offOut, length, flags)
+}
+
+func (f *FS) copyFileRange(fhIn fs.FileHandle, offIn uint64, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
 	in, o := fileOf(fhIn), fileOf(fhOut)
 	if in == nil || o == nil {
 		return 0, syscall.EBADF
 	}
-	if n.fsys.opts.ReadOnly {
+	if f.readOnly() {
 		return 0, syscall.EROFS
 	}
 	if length > 1<<30 {
@@ -955,23 +973,33 @@ func (n *Node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	ri, wo := int64(offIn), int64(offOut)
 	m, err := unix.CopyFileRange(in.fd, &ri, o.fd, &wo, int(length), int(flags))
 	if err != nil {
-		return 0, toErrno(n.fsys.log, "copy_file_range", err)
+		return 0, toErrno(f.log, "copy_file_range", err)
 	}
 	return uint32(m), 0
 }
 
 func (n *Node) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	return n.fsys.allocate(fh, off, size, mode)
+}
+
+func (f *FS) allocate(fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
 	h := fileOf(fh)
 	if h == nil {
 		return syscall.EBADF
 	}
-	if n.fsys.opts.ReadOnly {
+	if f.readOnly() {
 		return syscall.EROFS
 	}
 	if err := retryEINTR(func() error { return unix.Fallocate(h.fd, mode, int64(off), int64(size)) }); err != nil {
-		return toErrno(n.fsys.log, "fallocate", err)
+		return toErrno(f.log, "fallocate", err)
 	}
 	return 0
+}
+
+// readOnly reports whether nothing may change the tree: --ro, or overlay
+// mode without an upper.
+func (f *FS) readOnly() bool {
+	return f.opts.ReadOnly || (f.ov != nil && f.ov.upper == nil)
 }
 
 func (n *Node) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {

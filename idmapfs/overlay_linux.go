@@ -68,6 +68,8 @@ type overlayNode struct {
 
 	mu    sync.RWMutex
 	entry *overlay.Entry // directories only, from first use to forget
+
+	ioState // regular files: the I/O mode of the open handles
 }
 
 var (
@@ -91,6 +93,8 @@ var (
 	_ fs.NodeListxattrer    = (*overlayNode)(nil)
 	_ fs.NodeRemovexattrer  = (*overlayNode)(nil)
 	_ fs.NodeLseeker        = (*overlayNode)(nil)
+	_ fs.NodeAllocater      = (*overlayNode)(nil)
+	_ fs.NodeCopyFileRanger = (*overlayNode)(nil)
 	_ fs.NodeOnForgetter    = (*overlayNode)(nil)
 )
 
@@ -150,10 +154,6 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 	}
 	f.ov = ov
 	if ov.upper != nil {
-		// Writable handles of a copied-up file and read-only handles
-		// still on its lower copy may be open on one inode at once, which
-		// passthrough (one backing file per inode) cannot serve.
-		f.passthrough = false
 		ov.upperDev = e.Stat.Dev
 	}
 	ov.root = &overlayNode{fsys: f, key: devIno{e.Stat.Dev, e.Stat.Ino}, ino: f.ino(&e.Stat), st: e.Stat, merged: len(e.Dirs) > 1, entry: e}
@@ -258,7 +258,7 @@ func (ov *overlayState) close(log *slog.Logger) {
 }
 
 // isDir never changes: a copy-up keeps the type.
-func (n *overlayNode) isDir() bool { return n.st.Mode&unix.S_IFMT == unix.S_IFDIR }
+func (n *overlayNode) isDir() bool { return n.StableAttr().Mode&unix.S_IFMT == unix.S_IFDIR }
 
 // getKey returns the topmost object's device and inode number.
 func (n *overlayNode) getKey() devIno {
@@ -442,7 +442,23 @@ func (n *overlayNode) childNode(ctx context.Context, st *unix.Stat_t, merged boo
 }
 
 func (n *overlayNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if e := n.refresh(); e != 0 {
+	if h := fileOf(fh); h != nil && n.fsys.ov.upper != nil {
+		// An open file may be unlinked or renamed over: its descriptor
+		// still names it, where its name may not.
+		var st unix.Stat_t
+		if err := unix.Fstat(h.fd, &st); err != nil {
+			return toErrno(n.fsys.log, "fstat", err)
+		}
+		n.stMu.Lock()
+		if (devIno{st.Dev, st.Ino}) == n.key {
+			n.st = st
+		}
+		n.stMu.Unlock()
+		n.fsys.fillAttr(&st, &out.Attr)
+		out.Attr.Ino = n.ino
+		out.SetTimeout(n.fsys.opts.AttrTimeout)
+		return 0
+	} else if e := n.refresh(); e != 0 {
 		return e
 	}
 	n.attr(&out.Attr)
@@ -468,6 +484,12 @@ func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 		return n.openWrite(flags)
 	}
 	e, _, release, errno := n.pin()
+	if errno == syscall.ESTALE && !n.isDir() {
+		// The name now holds another object, or none: the node's object
+		// was removed or renamed over through the mount after the kernel
+		// looked it up (a race, or a reopen through /proc/PID/fd).
+		return nil, 0, syscall.ENOENT
+	}
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -487,24 +509,15 @@ func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
-	// Every handle is read-only, so all can be passthrough: go-fuse
-	// registers the first one's descriptor as the inode's backing file and
-	// shares it with later handles, which only read.
-	h := &File{fsys: f, flags: flags, fd: fd}
-	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
-	switch {
-	case f.opts.DirectIO:
-		h.mode = ioDirect
-		return h, fuseFlags | fuse.FOPEN_DIRECT_IO, 0
-	case f.passthrough:
-		h.mode = ioPassthrough
-		return &passthroughFile{File: h, backing: -1}, fuseFlags, 0
-	}
-	h.mode = ioCached
-	if f.ov.upper == nil {
-		fuseFlags |= fuse.FOPEN_KEEP_CACHE
-	}
-	return h, fuseFlags, 0
+	return f.newHandle(&n.ioState, fd, flags, true, !f.ov.stack.InUpper(e))
+}
+
+func (n *overlayNode) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	return n.fsys.allocate(fh, off, size, mode)
+}
+
+func (n *overlayNode) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint64, out *fs.Inode, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	return n.fsys.copyFileRange(fhIn, offIn, fhOut, offOut, length, flags)
 }
 
 func (n *overlayNode) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {

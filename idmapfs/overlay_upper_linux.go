@@ -382,8 +382,17 @@ func (n *overlayNode) changeSelf(check func(path []*overlay.Entry) syscall.Errno
 	return fn(path)
 }
 
+// openWrite copies n up and opens the copy with flags, which write.
 func (n *overlayNode) openWrite(flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
+	// Held across the copy-up and the open, so that no handle can start
+	// sharing the lower's file in between (see newHandle).
+	n.ioMu.Lock()
+	pinned := n.ptOpen > 0 && n.ptLower
+	if pinned {
+		n.ioMu.Unlock()
+		return nil, 0, syscall.ETXTBSY
+	}
 	var fd int
 	e := n.changeSelf(func(path []*overlay.Entry) syscall.Errno {
 		st := &path[len(path)-1].Stat
@@ -400,7 +409,7 @@ func (n *overlayNode) openWrite(flags uint32) (fs.FileHandle, uint32, syscall.Er
 		}
 		return 0
 	}, func(path []*overlay.Entry) syscall.Errno {
-		file, err := f.ov.stack.Open(path[len(path)-1], int(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
+		file, err := f.ov.stack.Open(path[len(path)-1], f.backingFlags(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
 		if err != nil {
 			return toErrno(f.log, "open", err)
 		}
@@ -411,20 +420,24 @@ func (n *overlayNode) openWrite(flags uint32) (fs.FileHandle, uint32, syscall.Er
 		}
 		return 0
 	})
+	n.ioMu.Unlock()
 	if e != 0 {
 		return nil, 0, e
 	}
-	h := &File{fsys: f, flags: flags, fd: fd, mode: ioCached}
-	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
-	if f.opts.DirectIO {
-		h.mode = ioDirect
-		fuseFlags |= fuse.FOPEN_DIRECT_IO
-	}
-	return h, fuseFlags, 0
+	return f.newHandle(&n.ioState, fd, flags, true, false)
 }
 
 func (n *overlayNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	f := n.fsys
+	if in.Valid&fuse.FATTR_SIZE != 0 {
+		// A truncate changes the data: not while handles share the
+		// lower's file (see newHandle).
+		n.ioMu.Lock()
+		defer n.ioMu.Unlock()
+		if n.ptOpen > 0 && n.ptLower {
+			return syscall.ETXTBSY
+		}
+	}
 	e := n.changeSelf(nil, func(path []*overlay.Entry) syscall.Errno {
 		fd := path[len(path)-1].Fd
 		if e := f.setattrFd(fd, nil, in, out); e != 0 {
@@ -598,7 +611,7 @@ func (n *overlayNode) Create(ctx context.Context, name string, flags, mode uint3
 	ch, e := n.createChild(ctx, "create", name, out, func(dirfd int) error {
 		return f.withUmask(mode, func(mode uint32) error {
 			var err error
-			fd, err = openBeneath(dirfd, name, int(flags)&^unix.O_NOCTTY|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
+			fd, err = openBeneath(dirfd, name, f.backingFlags(flags)&^unix.O_NOCTTY|unix.O_CREAT|unix.O_EXCL, mode&0o7777)
 			return err
 		})
 	})
@@ -608,13 +621,12 @@ func (n *overlayNode) Create(ctx context.Context, name string, flags, mode uint3
 		}
 		return nil, nil, 0, e
 	}
-	h := &File{fsys: f, flags: flags, fd: fd, mode: ioCached}
-	fuseFlags := uint32(fuse.FOPEN_NOFLUSH)
-	if f.opts.DirectIO {
-		h.mode = ioDirect
-		fuseFlags |= fuse.FOPEN_DIRECT_IO
+	fh, fuseFlags, e := f.newHandle(&ch.Operations().(*overlayNode).ioState, fd, flags, true, false)
+	if e != 0 {
+		unix.Close(fd)
+		return nil, nil, 0, e
 	}
-	return ch, h, fuseFlags, 0
+	return ch, fh, fuseFlags, 0
 }
 
 func (n *overlayNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

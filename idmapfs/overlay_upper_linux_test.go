@@ -226,4 +226,14 @@ func TestOverlayUpperMatchesKernel(t *testing.T) {
 	if diff := diffStates(gotView, stable(mergedTree(t, cmnt, &ids, nil))); len(diff) > 0 {
 		t.Errorf("idmapfs's upper under kernel overlayfs shows another tree (idmapfs, kernel):\n%s", strings.Join(diff, "\n"))
 	}
+
+	// The upper the kernel's overlayfs wrote, under idmapfs.
+	rmnt := filepath.Join(base, "reverse")
+	mkdirs(t, rmnt)
+	ropts := defaultOptions(t)
+	ropts.Lowers = append([]string{kupper}, lowers...)
+	mountIdmapfs(t, "", rmnt, ropts)
+	if diff := diffStates(wantView, stable(mergedTree(t, rmnt, nil, nil))); len(diff) > 0 {
+		t.Errorf("kernel overlayfs's upper under idmapfs shows another tree (kernel, idmapfs):\n%s", strings.Join(diff, "\n"))
+	}
 }

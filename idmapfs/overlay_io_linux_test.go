@@ -1,0 +1,132 @@
+package idmapfs_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/shiftlock/shiftlock/internal/testutil"
+)
+
+// TestOverlayIOModes opens lower and upper files in the combinations that
+// decide a handle's I/O mode in overlay mode with an upper: readers of a
+// lower file share its read-only file as the passthrough backing file, so
+// while one is open the data must not change (ETXTBSY, see newHandle);
+// once they are closed the file copies up and every mode sees the new data.
+func TestOverlayIOModes(t *testing.T) {
+	testutil.RequireFUSE(t)
+	for _, mode := range []string{"passthrough", "nopassthrough", "writeback"} {
+		t.Run(mode, func(t *testing.T) {
+			base := t.TempDir()
+			lower, upper, mnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt")
+			mkdirs(t, lower, upper, mnt)
+			data := bytes.Repeat([]byte("lower data\n"), 1000)
+			if err := os.WriteFile(filepath.Join(lower, "f"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			opts := defaultOptions(t)
+			opts.IDs = parseIDMap(t, "0:0:65536")
+			opts.Lowers, opts.Upper = []string{lower}, upper
+			opts.NoPassthrough = mode == "nopassthrough"
+			opts.Writeback = mode == "writeback"
+			f := mountIdmapfs(t, "", mnt, opts)
+			if want := mode == "passthrough"; f.Passthrough() != want {
+				t.Fatalf("Passthrough() = %v; want %v", f.Passthrough(), want)
+			}
+			p := filepath.Join(mnt, "f")
+
+			r, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w0, werr := os.OpenFile(p, os.O_WRONLY, 0)
+			if werr == nil {
+				w0.Close()
+			}
+			terr := os.Truncate(p, 3)
+			if mode == "passthrough" {
+				if !errorIs(werr, unix.ETXTBSY) || !errorIs(terr, unix.ETXTBSY) {
+					t.Errorf("open for writing, truncate while a reader shares the lower's file: %v, %v; want ETXTBSY", werr, terr)
+				}
+			} else if werr != nil || terr != nil {
+				t.Errorf("open for writing, truncate while a reader is open: %v, %v; want success", werr, terr)
+			}
+			// A metadata change copies up but keeps the data: readers
+			// may go on sharing.
+			if err := os.Chmod(p, 0o600); err != nil {
+				t.Errorf("chmod while a reader is open: %v", err)
+			}
+			r2, err := os.Open(p)
+			if err != nil {
+				t.Errorf("open for reading after the copy-up: %v", err)
+			} else {
+				r2.Close()
+			}
+			r.Close()
+
+			if err := os.WriteFile(p, []byte("new data\n"), 0o644); err != nil {
+				t.Fatalf("write after the readers closed: %v", err)
+			}
+			w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(p) // a reader while a writer is open
+			if err != nil || string(got) != "new data\n" {
+				t.Errorf("read of the copy: %q, %v", got, err)
+			}
+			if _, err := w.WriteString("more\n"); err != nil {
+				t.Error(err)
+			}
+			w.Close()
+			if got, err := os.ReadFile(filepath.Join(upper, "f")); err != nil || string(got) != "new data\nmore\n" {
+				t.Errorf("the upper's copy: %q, %v", got, err)
+			}
+			if got, err := os.ReadFile(filepath.Join(lower, "f")); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("the lower changed: %d bytes, %v", len(got), err)
+			}
+
+			// A new file in the upper: written and read in one mode.
+			q := filepath.Join(mnt, "g")
+			if err := os.WriteFile(q, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err = os.Open(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err = os.OpenFile(q, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatalf("open for writing while a reader of an upper file is open: %v", err)
+			}
+			if _, err := w.WriteAt([]byte("X"), 0); err != nil {
+				t.Error(err)
+			}
+			b := make([]byte, 1)
+			if _, err := r.ReadAt(b, 0); err != nil || b[0] != 'X' {
+				t.Errorf("reader sees %q, %v; want X", b, err)
+			}
+			w.Close()
+			r.Close()
+		})
+	}
+}
+
+func errorIs(err error, errno unix.Errno) bool {
+	var e unix.Errno
+	for err != nil {
+		if x, ok := err.(unix.Errno); ok {
+			e = x
+			break
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		err = u.Unwrap()
+	}
+	return e == errno
+}
