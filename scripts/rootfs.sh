@@ -4,9 +4,13 @@
 #
 #   .cache/rootfs-busybox/          the tree (owned 0:0 on disk)
 #   .cache/rootfs-busybox.tar       the same tree as a tarball (numeric ids)
-#   .cache/rootfs-busybox.version   the busybox-static version it was built from
+#   .cache/rootfs-busybox.version   what it was built from (the cache key)
 #
-# The cache is rebuilt when the package version apt offers changes.
+# busybox has no setcap/getcap, so the host's (libcap2-bin) are copied in at
+# their paths, with the shared libraries and dynamic loader ldd names, for
+# the demo's file-capability part. The cache is rebuilt when the
+# busybox-static version apt offers changes, when any of those host files
+# changes, or when this script's layout revision below changes.
 #
 # Usage: scripts/rootfs.sh [DEST]
 #   Without DEST, prints the cached tree's path. With DEST (a path that does
@@ -26,15 +30,41 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
+# Bump when the tree's layout changes, so that old caches are rebuilt.
+layout=2
+
 # The version apt would download; empty when apt has no lists yet.
 candidate() {
 	apt-cache policy busybox-static 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }'
 }
 
-want="$(candidate)"
+# The host files copied into the tree: setcap and getcap, then the shared
+# libraries and the dynamic loader they need, as ldd names them (each once).
+host_files() {
+	local tool
+	for tool in setcap getcap; do
+		tool="$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v "$tool")" ||
+			{ echo "rootfs: no $tool on the host (apt-get install libcap2-bin)" >&2; return 1; }
+		echo "$tool"
+		{ ldd "$tool" 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+	done | awk '!seen[$0]++'
+}
+
+# The cache key: busybox-static version, layout revision, and the checksum
+# of every host file copied in.
+stamp_of() { # stamp_of BUSYBOX_VERSION
+	echo "busybox-static $1"
+	echo "layout $layout"
+	xargs -d '\n' sha256sum <<<"$files"
+}
+
+files="$(host_files)"
+version="$(candidate)"
+want=""
+[ -n "$version" ] && want="$(stamp_of "$version")"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [ -n "$want" ] && [ "$want" = "$have" ] && [ -x "$tree/bin/busybox" ] && [ -f "$tarball" ]; then
-	log "cached: $tree (busybox-static $have)"
+	log "cached: $tree (busybox-static $version)"
 else
 	tmp="$(mktemp -d)"
 	trap 'rm -rf "$tmp"' EXIT
@@ -75,7 +105,18 @@ else
 	nogroup:x:65534:
 	EOF
 	echo idmapfs >"$root/etc/hostname"
-	chmod 0644 "$root/etc/passwd" "$root/etc/group" "$root/etc/hostname"
+	echo "busybox $version, a shiftlock demo rootfs" >"$root/etc/motd"
+	chmod 0644 "$root/etc/passwd" "$root/etc/group" "$root/etc/hostname" "$root/etc/motd"
+	# setcap, getcap and what they load, at the same paths as on the host
+	# (file contents; symbolic links on the way are not reproduced).
+	while IFS= read -r f; do
+		mkdir -p "$root$(dirname "$f")"
+		cp -L --preserve=mode,timestamps "$f" "$root$f"
+	done <<<"$files"
+	for tool in $(grep -E '/(setcap|getcap)$' <<<"$files"); do
+		chroot "$root" "$tool" -h >/dev/null 2>&1 ||
+			{ echo "rootfs: the copied $tool does not run in the tree" >&2; exit 1; }
+	done
 	chown -R -h 0:0 "$root"
 
 	tar -C "$root" --numeric-owner -cf "$tmp/rootfs.tar" .
@@ -83,8 +124,8 @@ else
 	rm -rf "$tree" "$tarball" "$stamp"
 	mv "$root" "$tree"
 	mv "$tmp/rootfs.tar" "$tarball"
-	echo "$version" >"$stamp"
-	log "built $tree (busybox-static $version, $n applet links) and $tarball"
+	stamp_of "$version" >"$stamp"
+	log "built $tree (busybox-static $version, $n applet links, setcap/getcap) and $tarball"
 fi
 
 dest="${1:-}"
