@@ -626,7 +626,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 			}
 		}
 	}
-	ffd, err := f.retryEMFILE(func() (int, error) { return reopen(fd, f.backingFlags(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY)) })
+	ffd, err := f.retryEMFILE(func() (int, error) {
+		return reopen(fd, f.backingFlags(flags)&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOCTTY))
+	})
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
@@ -638,7 +640,9 @@ func (n *Node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return nil, nil, 0, e
 	}
 	return n.createOpen(ctx, "create", name, mode, flags, out, func(pfd int, mode uint32) (int, error) {
-		return n.fsys.retryEMFILE(func() (int, error) { return openBeneath(pfd, name, n.fsys.backingFlags(flags)|unix.O_CREAT, mode&07777) })
+		return n.fsys.retryEMFILE(func() (int, error) {
+			return openBeneath(pfd, name, n.fsys.backingFlags(flags)|unix.O_CREAT, mode&07777)
+		})
 	})
 }
 
