@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -129,4 +131,94 @@ func errorIs(err error, errno unix.Errno) bool {
 		err = u.Unwrap()
 	}
 	return e == errno
+}
+
+// TestOverlayHardLinksCopyUp checks that the names of one lower file stay
+// one inode after a change through one of them copies it up, in this mount
+// and the next: the other names find the copy through the index.
+func TestOverlayHardLinksCopyUp(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := t.TempDir()
+	lower, upper, mnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt")
+	mkdirs(t, lower, upper, mnt, filepath.Join(lower, "d"))
+	if err := os.WriteFile(filepath.Join(lower, "a"), []byte("lower\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"b", "d/c"} {
+		if err := os.Link(filepath.Join(lower, "a"), filepath.Join(lower, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := lowerState(t, lower)
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper = []string{lower}, upper
+
+	names := []string{"a", "b", "d/c"}
+	check := func(when, data string, mode uint32) {
+		t.Helper()
+		var ino uint64
+		for i, name := range names {
+			p := filepath.Join(mnt, name)
+			var st unix.Stat_t
+			if err := unix.Stat(p, &st); err != nil {
+				t.Fatalf("%s: stat %s: %v", when, name, err)
+			}
+			if i == 0 {
+				ino = st.Ino
+			} else if st.Ino != ino {
+				t.Errorf("%s: %s has inode %d, a has %d", when, name, st.Ino, ino)
+			}
+			if st.Mode&0o7777 != mode {
+				t.Errorf("%s: %s has mode %o, want %o", when, name, st.Mode&0o7777, mode)
+			}
+			if got, err := os.ReadFile(p); err != nil || string(got) != data {
+				t.Errorf("%s: %s reads %q, %v; want %q", when, name, got, err, data)
+			}
+		}
+	}
+	mountIdmapfs(t, "", mnt, opts)
+	check("before any change", "lower\n", 0o644)
+	if err := os.WriteFile(filepath.Join(mnt, "b"), []byte("changed through b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check("after a write through b", "changed through b\n", 0o644)
+	if err := os.Chmod(filepath.Join(mnt, "d/c"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("after a chmod through d/c", "changed through b\n", 0o600)
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	check("after the kernel forgot the nodes", "changed through b\n", 0o600)
+	unmountAll(t, mnt)
+
+	mountIdmapfs(t, "", mnt, opts)
+	check("after a remount", "changed through b\n", 0o600)
+	f, err := os.OpenFile(filepath.Join(mnt, "a"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("and a\n"); err != nil {
+		t.Error(err)
+	}
+	f.Close()
+	check("after a write through a, remounted", "changed through b\nand a\n", 0o600)
+	// One copy in the upper, whichever names it holds.
+	var copies []uint64
+	filepath.Walk(upper, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			ino := fi.Sys().(*syscall.Stat_t).Ino
+			if !slices.Contains(copies, ino) {
+				copies = append(copies, ino)
+			}
+		}
+		return nil
+	})
+	if len(copies) != 1 {
+		t.Errorf("the upper holds %d copies of the file, want 1", len(copies))
+	}
+	if diff := diffStates(before, lowerState(t, lower)); len(diff) > 0 {
+		t.Errorf("the lower changed: %v", diff)
+	}
 }

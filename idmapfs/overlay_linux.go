@@ -509,7 +509,7 @@ func (n *overlayNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, ui
 	if err != nil {
 		return nil, 0, toErrno(f.log, "open", err)
 	}
-	return f.newHandle(&n.ioState, fd, flags, true, !f.ov.stack.InUpper(e))
+	return f.newHandle(&n.ioState, fd, flags, true, !f.ov.stack.InUpper(e) && !e.Indexed)
 }
 
 func (n *overlayNode) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {

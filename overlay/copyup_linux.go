@@ -56,6 +56,14 @@ func (s *Stack) copyUpOne(upperDir int, e *Entry) error {
 	}
 	st := e.Stat
 	typ := st.Mode & unix.S_IFMT
+	if e.Indexed {
+		// Another name of the lower file was copied up: link its copy.
+		if err := unix.Linkat(s.indexFd, e.index, upperDir, e.Name, 0); err != nil {
+			return &os.PathError{Op: "linkat", Path: e.Name, Err: err}
+		}
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, procFd(upperDir), []unix.Timespec{pst.Atim, pst.Mtim}, 0)
+		return s.adopt(upperDir, e, typ)
+	}
 	tmp := tempName()
 	syncFd := -1
 	var err error
@@ -84,16 +92,32 @@ func (s *Stack) copyUpOne(upperDir int, e *Entry) error {
 	if err == nil {
 		err = s.copyMeta(e, tmp, syncFd)
 	}
+	indexed := ""
+	if err == nil && s.hardLinked(e) {
+		// The complete copy gets its index name first: the lower file's
+		// other names find it from now on, even after a crash.
+		indexed = s.indexName(e)
+		if lerr := unix.Linkat(s.workFd, tmp, s.indexFd, indexed, 0); lerr != nil {
+			indexed = "" // the other names copy on their own
+		}
+	}
 	if err == nil {
 		err = renameat2(s.workFd, tmp, upperDir, e.Name, unix.RENAME_NOREPLACE)
 	}
 	if err != nil {
+		if indexed != "" {
+			unix.Unlinkat(s.indexFd, indexed, 0)
+		}
 		s.removeTemp(tmp, typ == unix.S_IFDIR)
 		return err
 	}
 	// The new name changed the parent's times; put them back.
 	_ = unix.UtimesNanoAt(unix.AT_FDCWD, procFd(upperDir), []unix.Timespec{pst.Atim, pst.Mtim}, 0)
+	return s.adopt(upperDir, e, typ)
+}
 
+// adopt points e at its new upper object, name e.Name in upperDir.
+func (s *Stack) adopt(upperDir int, e *Entry, typ uint32) error {
 	fd, err := openat(upperDir, e.Name, unix.O_PATH, 0)
 	if err != nil {
 		return err
@@ -116,6 +140,7 @@ func (s *Stack) copyUpOne(upperDir int, e *Entry) error {
 	e.Layer = 0
 	e.Stat = nst
 	e.Opaque = false
+	e.Indexed, e.index = false, ""
 	return nil
 }
 

@@ -15,6 +15,13 @@ import (
 // cleaning up each other's temporaries when they share a workdir.
 const workSubdir = "idmapfs-work"
 
+// indexSubdir, beside workSubdir, holds the hard-link index: one more link
+// to the upper copy of every lower regular file with several names, named
+// after the lower file (see indexName), so that its other names find that
+// copy instead of the lower file, and a change through them links it rather
+// than copying again. Unlike workSubdir it survives remounts.
+const indexSubdir = "idmapfs-index"
+
 // Config describes the layers of an overlay.
 type Config struct {
 	// Upper is the writable layer; nil makes a read-only overlay.
@@ -36,15 +43,16 @@ type Config struct {
 // Stack. Its methods are safe for concurrent use on distinct entries; the
 // caller serialises changes (copy-up, whiteout) to one name.
 type Stack struct {
-	cfg    Config
-	layers []*Layer
-	workFd int // O_PATH of Work/workSubdir, -1 without an upper
+	cfg     Config
+	layers  []*Layer
+	workFd  int // O_PATH of Work/workSubdir, -1 without an upper
+	indexFd int // O_PATH of Work/indexSubdir, -1 without an upper
 }
 
 // NewStack checks cfg and prepares the private work directory, removing
 // whatever an interrupted copy-up left there.
 func NewStack(cfg Config) (*Stack, error) {
-	s := &Stack{cfg: cfg, workFd: -1}
+	s := &Stack{cfg: cfg, workFd: -1, indexFd: -1}
 	if cfg.Upper != nil {
 		if cfg.Work == nil {
 			return nil, errors.New("overlay: an upper layer needs a work layer on the same filesystem")
@@ -82,6 +90,17 @@ func NewStack(cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("overlay: clean work %s/%s: %w", cfg.Work.path, workSubdir, err)
 		}
 		s.workFd = fd
+		err = unix.Mkdirat(cfg.Work.fd, indexSubdir, 0o700)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			s.Close()
+			return nil, fmt.Errorf("overlay: work %s: %w", cfg.Work.path, &os.PathError{Op: "mkdirat", Path: indexSubdir, Err: err})
+		}
+		fd, err = openat(cfg.Work.fd, indexSubdir, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("overlay: work %s: %w", cfg.Work.path, err)
+		}
+		s.indexFd = fd
 	}
 	return s, nil
 }
@@ -91,6 +110,10 @@ func (s *Stack) Close() error {
 	if s.workFd >= 0 {
 		unix.Close(s.workFd)
 		s.workFd = -1
+	}
+	if s.indexFd >= 0 {
+		unix.Close(s.indexFd)
+		s.indexFd = -1
 	}
 	return nil
 }
@@ -136,6 +159,12 @@ type Entry struct {
 	Dirs []LayerDir
 	// Opaque reports that the topmost directory carries overlay.opaque=y.
 	Opaque bool
+	// Indexed reports a lower regular file with hard links whose upper
+	// copy another of its names made: Fd and Stat describe that copy
+	// (kept in the index), while Layer is still the lower's. A copy-up
+	// links the copy into place.
+	Indexed bool
+	index   string // the index name of an Indexed entry
 }
 
 // IsDir reports whether the entry is a directory.
@@ -260,7 +289,40 @@ func (s *Stack) Lookup(parent *Entry, name string) (*Entry, error) {
 	if e == nil {
 		return nil, &os.PathError{Op: "lookup", Path: name, Err: unix.ENOENT}
 	}
+	if s.hardLinked(e) {
+		idx := s.indexName(e)
+		fd, err := openat(s.indexFd, idx, unix.O_PATH, 0)
+		switch {
+		case err == nil:
+			var st unix.Stat_t
+			if err := fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return fail(err)
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
+				unix.Close(fd)
+				break // not ours: ignore it
+			}
+			unix.Close(e.Fd)
+			e.Fd, e.Stat, e.Indexed, e.index = fd, st, true, idx
+		case !errors.Is(err, unix.ENOENT):
+			return fail(err)
+		}
+	}
 	return e, nil
+}
+
+// hardLinked reports whether e is a lower regular file with several names,
+// which copy up through the index.
+func (s *Stack) hardLinked(e *Entry) bool {
+	return s.indexFd >= 0 && !s.IsUpper(e.Layer) && e.Stat.Mode&unix.S_IFMT == unix.S_IFREG && e.Stat.Nlink > 1
+}
+
+// indexName names the index entry of the lower file e: its layer, inode
+// number and change time (which no other file of that layer shares, and
+// which a change to the lower file while unmounted would alter).
+func (s *Stack) indexName(e *Entry) string {
+	return fmt.Sprintf("%d-%x-%x.%x", e.Layer, e.Stat.Ino, e.Stat.Ctim.Sec, e.Stat.Ctim.Nsec)
 }
 
 // Dirent is one name of a merged directory listing.
