@@ -60,6 +60,9 @@ type Options struct {
 	// it is attached; VerifyFile names a sha256sum-style SUMS file that
 	// every image lower is checked against. A mismatch refuses the mount.
 	Verify, VerifyFile string
+	// UserXattr keeps the overlay's own metadata (opaque directories) in
+	// user.overlay.* instead of trusted.overlay.*, as overlayfs userxattr.
+	UserXattr bool
 	// Progress, if a terminal, shows a progress bar while images are
 	// verified.
 	Progress io.Writer

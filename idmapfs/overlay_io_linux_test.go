@@ -222,3 +222,46 @@ func TestOverlayHardLinksCopyUp(t *testing.T) {
 		t.Errorf("the lower changed: %v", diff)
 	}
 }
+
+// TestOverlayUserXattr: with UserXattr, a directory made over a removed
+// lower one is opaque through user.overlay.opaque, which the kernel's
+// overlayfs honours with its userxattr option, and trusted.* is untouched.
+func TestOverlayUserXattr(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := t.TempDir()
+	lower, upper, mnt, kmnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt"), filepath.Join(base, "kernel")
+	mkdirs(t, filepath.Join(lower, "d"), upper, mnt, kmnt)
+	if err := os.WriteFile(filepath.Join(lower, "d", "f"), []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper, opts.UserXattr = []string{lower}, upper, true
+	mountIdmapfs(t, "", mnt, opts)
+	if err := os.RemoveAll(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil || len(ents) != 0 {
+		t.Errorf("new d through idmapfs: %v, %v; want empty", ents, err)
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Lgetxattr(filepath.Join(upper, "d"), "user.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
+		t.Errorf("upper d: user.overlay.opaque = %q, %v; want y", buf[:max(n, 0)], err)
+	}
+	if _, err := unix.Lgetxattr(filepath.Join(upper, "d"), "trusted.overlay.opaque", buf); err != unix.ENODATA {
+		t.Errorf("upper d: trusted.overlay.opaque: %v; want ENODATA", err)
+	}
+	if n, err := unix.Listxattr(filepath.Join(mnt, "d"), buf); err != nil || n != 0 {
+		t.Errorf("listxattr of d through idmapfs: %q, %v; want the overlay's own xattr hidden", buf[:max(n, 0)], err)
+	}
+	if err := unix.Mount("overlay", kmnt, "overlay", unix.MS_RDONLY, "userxattr,lowerdir="+upper+":"+lower); err != nil {
+		t.Fatalf("mount kernel overlayfs with userxattr: %v", err)
+	}
+	t.Cleanup(func() { unmountAll(t, kmnt) })
+	if ents, err := os.ReadDir(filepath.Join(kmnt, "d")); err != nil || len(ents) != 0 {
+		t.Errorf("d under the kernel's overlayfs (userxattr): %v, %v; want empty", ents, err)
+	}
+}

@@ -132,7 +132,7 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 		}
 		ov.layers = append(ov.layers, l)
 	}
-	cfg := overlay.Config{Lowers: ov.layers}
+	cfg := overlay.Config{Lowers: ov.layers, UserXattr: opts.UserXattr}
 	if opts.Upper != "" {
 		if err := ov.openUpper(&opts); err != nil {
 			return nil, nil, err

@@ -35,6 +35,7 @@ type mountFlags struct {
 	hostname                       string
 	verify, verifyFile             string
 	lower, upper, work             string
+	userXattr                      bool
 }
 
 func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
@@ -58,6 +59,7 @@ func (m *mountFlags) register(fs *flag.FlagSet, forRun bool) {
 	fs.StringVar(&m.work, "work", "", "overlay mode: work directory on the upper's filesystem (default: .UPPER.idmapfs-work next to the upper)")
 	fs.StringVar(&m.verify, "verify", "", "check the image lower's checksum first: sha256:HEX")
 	fs.StringVar(&m.verifyFile, "verify-file", "", "check every image lower against this sha256sum-style file")
+	fs.BoolVar(&m.userXattr, "userxattr", false, "overlay mode: opaque dirs as user.overlay.opaque (overlayfs userxattr) instead of trusted.overlay.opaque")
 	if forRun {
 		fs.StringVar(&m.hostname, "hostname", "", "container hostname")
 	} else {
@@ -74,8 +76,14 @@ func (m *mountFlags) ids() (idmap.IDMap, error) {
 	if m.work != "" && m.upper == "" {
 		return idmap.IDMap{}, usagef("--work needs --upper")
 	}
+	if m.userXattr && m.upper == "" {
+		return idmap.IDMap{}, usagef("--userxattr sets where an upper keeps its opaque directories: use it with --lower and --upper")
+	}
 	if (m.verify != "" || m.verifyFile != "") && m.lower == "" {
 		return idmap.IDMap{}, usagef("--verify and --verify-file check image lowers: use them with --lower")
+	}
+	if err := m.checkLowers(); err != nil {
+		return idmap.IDMap{}, err
 	}
 	if m.userns != "" {
 		if m.mapAll != "" || m.uidMap != "" || m.gidMap != "" {
@@ -92,6 +100,20 @@ func (m *mountFlags) ids() (idmap.IDMap, error) {
 		return idmap.IDMap{}, usageError{err}
 	}
 	return ids, nil
+}
+
+// checkLowers refuses a --lower layer that is not there before anything
+// is attached or mounted.
+func (m *mountFlags) checkLowers() error {
+	for _, l := range m.lowers() {
+		if l == "" {
+			return usagef("--lower %q has an empty layer (a doubled or trailing ':')", m.lower)
+		}
+		if _, err := os.Stat(l); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("lower layer %s does not exist: --lower takes existing directories or squashfs, erofs or ext4 image files, top layer first", l)
+		}
+	}
+	return nil
 }
 
 // usernsMap reads the uid_map and gid_map of a process (PID or
@@ -150,6 +172,7 @@ func (m *mountFlags) options(ids idmap.IDMap, log *slog.Logger) idmapfs.Options 
 		Upper:           m.upper,
 		Work:            m.work,
 		Verify:          m.verify,
+		UserXattr:       m.userXattr,
 		VerifyFile:      m.verifyFile,
 		Progress:        os.Stderr,
 	}
@@ -464,12 +487,24 @@ func cmdMountHelper(ctx context.Context, args []string, stdout, stderr io.Writer
 		return usagef("mount helper takes SOURCE MOUNTPOINT [-o options]")
 	}
 	margs := []string{"--daemon"}
+	overlayMode := false
 	for _, o := range opts {
 		k, v, hasV := strings.Cut(o, "=")
 		switch k {
 		case "", "rw", "defaults", "auto", "noauto", "user", "nouser", "nofail", "_netdev", "nosuid", "nodev", "exec", "noexec", "atime", "noatime", "relatime":
-		case "ro", "suid", "dev", "writeback", "direct-io", "no-passthrough", "debug":
+		case "ro", "suid", "dev", "writeback", "direct-io", "no-passthrough", "debug", "userxattr":
 			margs = append(margs, "--"+k)
+		case "lower", "lowerdir":
+			if !hasV {
+				return usagef("mount option %s needs a value", k)
+			}
+			margs = append(margs, "--lower="+v)
+			overlayMode = true
+		case "upper", "upperdir", "work", "workdir", "verify", "verify-file":
+			if !hasV {
+				return usagef("mount option %s needs a value", k)
+			}
+			margs = append(margs, "--"+strings.TrimSuffix(k, "dir")+"="+v)
 		case "map", "uid-map", "gid-map", "userns", "entry-timeout", "attr-timeout", "negative-timeout":
 			if !hasV {
 				return usagef("mount option %s needs a value", k)
@@ -486,6 +521,12 @@ func cmdMountHelper(ctx context.Context, args []string, stdout, stderr io.Writer
 			return usagef("unknown mount option %q", o)
 		}
 	}
-	margs = append(margs, pos[0], pos[1])
+	if overlayMode {
+		// mount -t fuse.idmapfs NAME MOUNTPOINT -o lower=...: NAME only
+		// names the mount, as "overlay" does for the kernel's overlayfs.
+		margs = append(margs, pos[1])
+	} else {
+		margs = append(margs, pos[0], pos[1])
+	}
 	return cmdMount(ctx, margs, stdout, stderr)
 }

@@ -600,9 +600,38 @@ func TestE2EMountHelper(t *testing.T) {
 	}
 	e2eWaitNoDaemon(t, mnt)
 
+	// Overlay mode, as fstab would give it: the source only names the
+	// mount; the layers are options.
+	upper := filepath.Join(filepath.Dir(mnt), "upper")
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = e2eRun(t, "", "mount", "-t", "fuse.idmapfs", "-o", "lower="+src+",upper="+upper+",userxattr,map=0:0:65536", "overlay", mnt)
+	if r.code != 0 {
+		t.Fatalf("mount -t fuse.idmapfs -o lower=...,upper=...: %s", r)
+	}
+	if uid, want := e2eStatUID(t, filepath.Join(mnt, "hello")), e2eStatUID(t, filepath.Join(src, "hello")); uid != want {
+		t.Errorf("uid %d through an overlay mount with map 0:0:65536; want %d", uid, want)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "new"), []byte("x"), 0o644); err != nil {
+		t.Errorf("create on the overlay mount: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(upper, "new")); err != nil {
+		t.Errorf("the new file is not in the upper: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "new")); err == nil {
+		t.Errorf("the new file is in the lower")
+	}
+	if r := e2eRun(t, "", "umount", mnt); r.code != 0 {
+		t.Errorf("umount: %s", r)
+	}
+	e2eWaitNoDaemon(t, mnt)
+
 	// A bad option is refused, with nothing left mounted.
 	r = e2eRun(t, "", "mount", "-t", "fuse.idmapfs", "-o", "map=0:100000:0", src, mnt)
 	e2eFails(t, r, mnt, `"0:100000:0"`)
+	r = e2eRun(t, "", "mount", "-t", "fuse.idmapfs", "-o", "upper="+upper, src, mnt)
+	e2eFails(t, r, mnt, "--lower")
 }
 
 // e2eRootfs builds a busybox root filesystem owned 0:0 on disk.

@@ -87,6 +87,14 @@ Mount flags:
   --daemon                  (mount) return once mounted, serve in the background
   --debug                   log every FUSE request
 
+Overlay flags (with --lower):
+  --upper U, --work W       the writable upper and its work directory (same mount)
+  --verify sha256:HEX       check the image lower's checksum before attaching it
+  --verify-file SUMS        check every image lower against a sha256sum file
+  --userxattr               opaque directories as user.overlay.opaque (overlayfs
+                            userxattr) instead of trusted.overlay.opaque
+  As a mount(8) helper: mount -t fuse.idmapfs overlay MNT -o lower=L1:L2,upper=U,work=W
+
 Run flags: all mount and mapping flags, and
   --hostname NAME           the container's hostname (default idmapfs)
 `
