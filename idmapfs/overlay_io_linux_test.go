@@ -2,9 +2,11 @@ package idmapfs_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -263,5 +265,104 @@ func TestOverlayUserXattr(t *testing.T) {
 	t.Cleanup(func() { unmountAll(t, kmnt) })
 	if ents, err := os.ReadDir(filepath.Join(kmnt, "d")); err != nil || len(ents) != 0 {
 		t.Errorf("d under the kernel's overlayfs (userxattr): %v, %v; want empty", ents, err)
+	}
+}
+
+// TestOverlayRenameFlagsMatchKernel runs renames with RENAME_EXCHANGE and
+// RENAME_NOREPLACE across layers on idmapfs and on the kernel's overlayfs
+// (redirect_dir=off), as root with an identity map, and compares each
+// result, the merged views and the uppers.
+func TestOverlayRenameFlagsMatchKernel(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := sharedDir(t)
+	lower := filepath.Join(base, "lower")
+	buildLower(t, lower, []ovEnt{
+		{name: "a", kind: unix.S_IFREG, mode: 0o644, data: "a\n"},
+		{name: "b", kind: unix.S_IFREG, mode: 0o600, data: "b\n"},
+		{name: "c", kind: unix.S_IFREG, mode: 0o644, data: "c\n"},
+		{name: "ld", kind: unix.S_IFDIR, mode: 0o755},
+		{name: "ld/x", kind: unix.S_IFREG, mode: 0o644, data: "x\n"},
+		{name: "m", kind: unix.S_IFDIR, mode: 0o755},
+		{name: "m/y", kind: unix.S_IFREG, mode: 0o644, data: "y\n"},
+		{name: "m/z", kind: unix.S_IFREG, mode: 0o644, data: "z\n"},
+		{name: "gone", kind: unix.S_IFREG, mode: 0o644, data: "gone\n"},
+	})
+	type step struct {
+		op       string // "exchange", "noreplace", "create", "mkdir", "rm"
+		from, to string
+	}
+	steps := []step{
+		{"exchange", "a", "b"},   // two lower files
+		{"create", "u1", ""},     // an upper file
+		{"exchange", "u1", "a"},  // upper with (copied-up) lower
+		{"exchange", "c", "m/y"}, // lower files in different directories
+		{"exchange", "ld", "c"},  // a lower directory: EXDEV
+		{"exchange", "c", "ld"},  // the same the other way round
+		{"mkdir", "ud", ""},      // an upper directory
+		{"create", "ud/f", ""},
+		{"exchange", "ud", "m/z"},     // into a merged directory: opaque
+		{"exchange", "u1", "nothere"}, // ENOENT
+		{"noreplace", "b", "c"},       // EEXIST
+		{"rm", "gone", ""},            // a whiteout
+		{"noreplace", "b", "gone"},    // onto the whiteout
+		{"noreplace", "m/y", "m/new"}, // to a new name: whiteout left
+		{"exchange", "m", "ud"},       // a merged directory: EXDEV
+	}
+	run := func(mnt string) string {
+		var log strings.Builder
+		for _, s := range steps {
+			from, to := filepath.Join(mnt, s.from), filepath.Join(mnt, s.to)
+			var err error
+			switch s.op {
+			case "exchange":
+				err = unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_EXCHANGE)
+			case "noreplace":
+				err = unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+			case "create":
+				err = os.WriteFile(from, []byte(s.from+"\n"), 0o644)
+			case "mkdir":
+				err = os.Mkdir(from, 0o755)
+			case "rm":
+				err = os.Remove(from)
+			}
+			fmt.Fprintf(&log, "%s %s %s: %v\n", s.op, s.from, s.to, err)
+		}
+		return log.String()
+	}
+	before := lowerState(t, lower)
+
+	upper, mnt := filepath.Join(base, "upper"), filepath.Join(base, "idmapfs")
+	mkdirs(t, upper, mnt)
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper = []string{lower}, upper
+	mountIdmapfs(t, "", mnt, opts)
+	gotLog := run(mnt)
+	gotView := stable(mergedTree(t, mnt, nil, nil))
+	gotUpper := stable(upperState(t, upper))
+
+	kupper, kwork, kmnt := filepath.Join(base, "kupper"), filepath.Join(base, "kwork"), filepath.Join(base, "kernel")
+	mkdirs(t, kupper, kwork, kmnt)
+	kopts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,index=off,metacopy=off", lower, kupper, kwork)
+	if err := unix.Mount("overlay", kmnt, "overlay", 0, kopts); err != nil {
+		t.Fatalf("mount kernel overlayfs: %v", err)
+	}
+	t.Cleanup(func() { unmountAll(t, kmnt) })
+	wantLog := run(kmnt)
+	wantView := stable(mergedTree(t, kmnt, nil, nil))
+	wantUpper := stable(upperState(t, kupper))
+
+	t.Logf("results:\n%s", gotLog)
+	if gotLog != wantLog {
+		t.Errorf("results differ:\nidmapfs:\n%s\nkernel:\n%s", gotLog, wantLog)
+	}
+	if diff := diffStates(gotView, wantView); len(diff) > 0 {
+		t.Errorf("merged views differ (idmapfs, kernel):\n%s", strings.Join(diff, "\n"))
+	}
+	if diff := diffStates(gotUpper, wantUpper); len(diff) > 0 {
+		t.Errorf("uppers differ (idmapfs, kernel):\n%s", strings.Join(diff, "\n"))
+	}
+	if diff := diffStates(before, lowerState(t, lower)); len(diff) > 0 {
+		t.Errorf("the lower changed: %v", diff)
 	}
 }

@@ -45,24 +45,38 @@ func DefaultWork(upper string) string {
 }
 
 // openUpper checks and opens opts.Upper and its work directory (creating a
-// default work directory).
-func (ov *overlayState) openUpper(opts *Options) error {
-	if opts.Work == "" {
-		opts.Work = DefaultWork(opts.Upper)
-		if err := os.Mkdir(opts.Work, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("work directory for upper %s: %w", opts.Upper, err)
-		}
-	}
+// default work directory). Nothing is created until every check that can
+// be made without it has passed, and a default work directory it made is
+// removed again if a later check fails.
+func (ov *overlayState) openUpper(opts *Options) (err error) {
 	upper, err := realDir("upper", opts.Upper)
 	if err != nil {
 		return err
 	}
-	work, err := realDir("work", opts.Work)
-	if err != nil {
-		return err
+	// The default work directory may not exist yet: check where it would be.
+	var work string
+	makeWork := false
+	if opts.Work == "" {
+		opts.Work = DefaultWork(opts.Upper)
+		var st unix.Stat_t
+		switch err := unix.Lstat(opts.Work, &st); {
+		case errors.Is(err, unix.ENOENT):
+			parent, err := realDir("parent of the work directory", filepath.Dir(opts.Work))
+			if err != nil {
+				return err
+			}
+			work, makeWork = filepath.Join(parent, filepath.Base(opts.Work)), true
+		case err != nil:
+			return fmt.Errorf("work directory %s: %w", opts.Work, err)
+		}
+	}
+	if !makeWork {
+		if work, err = realDir("work directory", opts.Work); err != nil {
+			return err
+		}
 	}
 	if within(upper, work) || within(work, upper) {
-		return fmt.Errorf("upper %s and work %s must not contain each other", opts.Upper, opts.Work)
+		return fmt.Errorf("upper %s and work %s must not contain each other: give a --work outside the upper, on its filesystem", opts.Upper, opts.Work)
 	}
 	for _, l := range opts.Lowers {
 		fi, err := os.Stat(l)
@@ -73,9 +87,44 @@ func (ov *overlayState) openUpper(opts *Options) error {
 		if err != nil {
 			return err
 		}
-		if within(upper, lower) || within(lower, upper) || within(work, lower) {
-			return fmt.Errorf("upper %s (or its work %s) and lower %s must not contain each other", opts.Upper, opts.Work, l)
+		if within(upper, lower) || within(lower, upper) {
+			return fmt.Errorf("upper %s and lower %s must not contain each other: a lower must never change, so keep the upper outside every lower and the lowers outside the upper", opts.Upper, l)
 		}
+		if within(work, lower) || within(lower, work) {
+			return fmt.Errorf("work directory %s and lower %s must not contain each other: give a --work outside every lower", opts.Work, l)
+		}
+	}
+	// Copy-ups are renamed from the work directory into the upper, which
+	// needs one mount (a bind mount of the same filesystem will not do).
+	var ust, wst unix.Statx_t
+	wdir := work
+	if makeWork {
+		wdir = filepath.Dir(work)
+	}
+	if err := unix.Statx(unix.AT_FDCWD, upper, 0, unix.STATX_MNT_ID, &ust); err != nil {
+		return fmt.Errorf("upper %s: %w", opts.Upper, &os.PathError{Op: "statx", Path: upper, Err: err})
+	}
+	if err := unix.Statx(unix.AT_FDCWD, wdir, 0, unix.STATX_MNT_ID, &wst); err != nil {
+		return fmt.Errorf("work directory %s: %w", opts.Work, &os.PathError{Op: "statx", Path: wdir, Err: err})
+	}
+	if ust.Mask&wst.Mask&unix.STATX_MNT_ID != 0 && ust.Mnt_id != wst.Mnt_id || ust.Dev_major != wst.Dev_major || ust.Dev_minor != wst.Dev_minor {
+		if makeWork && ust.Attributes_mask&ust.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			return fmt.Errorf("upper %s is the root of a mounted filesystem, so its default work directory %s would be on another one: make the upper a subdirectory of that filesystem and give --work another subdirectory of it", opts.Upper, opts.Work)
+		}
+		return fmt.Errorf("work directory %s is not on the mount of upper %s: copy-ups are renamed from one into the other, so give a --work on the same filesystem and mount as the upper, outside it", opts.Work, opts.Upper)
+	}
+	if makeWork {
+		if err := os.Mkdir(work, 0o700); err != nil {
+			if errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("upper %s is on a read-only filesystem: remount it read-write, choose an upper on a writable filesystem, or leave out --upper for a read-only overlay", opts.Upper)
+			}
+			return fmt.Errorf("work directory for upper %s: %w", opts.Upper, err)
+		}
+		defer func() {
+			if err != nil {
+				os.Remove(work)
+			}
+		}()
 	}
 	if err := checkUpperFS(work); err != nil {
 		return fmt.Errorf("upper %s: %w", opts.Upper, err)
@@ -89,17 +138,22 @@ func (ov *overlayState) openUpper(opts *Options) error {
 	return nil
 }
 
+// realDir resolves path (what names it in messages) to an absolute path
+// without symlinks and checks that it is a directory.
 func realDir(what, path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err == nil {
 		abs, err = filepath.EvalSymlinks(abs)
 	}
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%s %s does not exist: create it first (mkdir -p %s)", what, path, path)
+	}
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
+		return "", fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%s %s is not a directory", what, path)
@@ -107,7 +161,8 @@ func realDir(what, path string) (string, error) {
 	return abs, nil
 }
 
-// within reports whether path is dir or inside it.
+// within reports whether path is dir or inside it (both absolute and
+// clean).
 func within(path, dir string) bool {
 	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
 }
@@ -115,16 +170,20 @@ func within(path, dir string) bool {
 // checkUpperFS makes sure the filesystem of the work directory (the
 // upper's) can hold the overlay's metadata: trusted xattrs and whiteouts.
 func checkUpperFS(work string) error {
+	const fix = "put the upper and its work directory on tmpfs, ext4, xfs or btrfs"
 	tmp := filepath.Join(work, "#check-"+rand.Text()[:12])
 	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return fmt.Errorf("work directory is not writable: %w", err)
+		if errors.Is(err, unix.EROFS) {
+			return fmt.Errorf("its filesystem is read-only: remount it read-write, choose an upper on a writable filesystem, or leave out --upper for a read-only overlay")
+		}
+		return fmt.Errorf("work directory %s is not writable: %w", work, err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := unix.Setxattr(tmp, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-		return fmt.Errorf("its filesystem cannot store trusted.* xattrs, which opaque directories need: %w", err)
+		return fmt.Errorf("its filesystem cannot store trusted.* xattrs (%w), which opaque directories need: %s", err, fix)
 	}
 	if err := unix.Mknod(filepath.Join(tmp, "wh"), unix.S_IFCHR, 0); err != nil {
-		return fmt.Errorf("its filesystem cannot hold whiteouts (character device 0/0): %w", err)
+		return fmt.Errorf("its filesystem cannot hold whiteouts, character devices 0/0 (%w), which deleting a lower file needs: %s", err, fix)
 	}
 	return nil
 }
@@ -815,19 +874,16 @@ func (n *overlayNode) Rename(ctx context.Context, name string, newParent fs.Inod
 		return syscall.EXDEV // no redirects: mv copies the directory
 	}
 	srcLower := ov.lowerPositive(spe, name)
+	var exDir, exOpaque bool // exchange: the destination is a directory, opaque
 	de, errno := np.lookupForRename(newName)
 	if errno != 0 {
 		return errno
 	}
 	if de != nil {
-		dstLower := false
-		if dp, _, e := np.wpath(); e == 0 {
-			dstLower = ov.lowerPositive(dp[len(dp)-1], newName)
-			closeAll(dp)
-		}
 		isSame := de.Stat.Dev == se.Stat.Dev && de.Stat.Ino == se.Stat.Ino
 		u, g := f.unmapped(&de.Stat)
-		deDir, deMerged, deUpper := de.IsDir(), len(de.Dirs) > 1, ov.stack.InUpper(de)
+		deDir, deMerged, deUpper, deOpaque := de.IsDir(), len(de.Dirs) > 1, ov.stack.InUpper(de), de.Opaque
+		exDir, exOpaque = deDir, deOpaque
 		var ents []overlay.Dirent
 		if deDir && !exchange {
 			ents, err = ov.stack.ReadDir(de)
@@ -842,8 +898,8 @@ func (n *overlayNode) Rename(ctx context.Context, name string, newParent fs.Inod
 			return syscall.EEXIST
 		case isSame:
 			return 0
-		case exchange && (!ov.stack.InUpper(se) || srcLower || !deUpper || dstLower || deMerged):
-			return syscall.EXDEV // documented: no exchange with a lower involved
+		case exchange && deDir && (!deUpper || deMerged):
+			return syscall.EXDEV // no redirects, as for the source
 		case exchange:
 		case deDir && !se.IsDir():
 			return syscall.EISDIR
@@ -879,6 +935,24 @@ func (n *overlayNode) Rename(ctx context.Context, name string, newParent fs.Inod
 		return e
 	}
 	sdir, ddir := spe.Dirs[0].Fd, dpe.Dirs[0].Fd
+	if exchange {
+		// The destination moves too: copied up as well.
+		de, err := ov.stack.Lookup(dpe, newName)
+		if err != nil {
+			return toErrno(f.log, "lookup", err)
+		}
+		defer de.Close()
+		dnode := ov.nodeOf(de)
+		dfull := append(append([]*overlay.Entry{}, dpath...), de)
+		if e := ov.copyUp(f, dfull, append(append([]*overlayNode{}, dnodes...), dnode)); e != 0 {
+			return e
+		}
+		if exDir && !exOpaque && len(spe.Dirs) > 1 {
+			if err := ov.stack.MakeOpaque(de.Fd); err != nil {
+				return toErrno(f.log, "rename", err)
+			}
+		}
+	}
 
 	if se.IsDir() && !se.Opaque && len(dpe.Dirs) > 1 {
 		// A directory moved into a merged one must not merge with a
