@@ -366,3 +366,39 @@ func TestOverlayRenameFlagsMatchKernel(t *testing.T) {
 		t.Errorf("the lower changed: %v", diff)
 	}
 }
+
+// TestOverlayCopyUpParentAttrs: a copy-up adds a name to the upper parent
+// behind the kernel's attribute cache; the parent's size and ctime must
+// show it at once, as on the kernel's overlayfs.
+func TestOverlayCopyUpParentAttrs(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := sharedDir(t)
+	lower, upper, mnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt")
+	mkdirs(t, filepath.Join(lower, "d"), upper, mnt)
+	if err := os.WriteFile(filepath.Join(lower, "d", "f"), []byte("f\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper = []string{lower}, upper
+	mountIdmapfs(t, "", mnt, opts)
+	var before, after, up unix.Stat_t
+	if err := unix.Stat(mnt, &before); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "d", "f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("x\n")
+	f.Close()
+	if err := unix.Stat(mnt, &after); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(upper, &up); err != nil {
+		t.Fatal(err)
+	}
+	if after.Size != up.Size || after.Ctim != up.Ctim {
+		t.Errorf("root after the copy-up of d/f: size %d, ctime %v; the upper has %d, %v (before: %d)", after.Size, after.Ctim, up.Size, up.Ctim, before.Size)
+	}
+}

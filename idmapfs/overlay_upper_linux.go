@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -315,6 +316,13 @@ func (ov *overlayState) copyUp(f *FS, path []*overlay.Entry, nodes []*overlayNod
 		if n := nodes[i]; n != nil {
 			n.copiedUp(e)
 		}
+		// The copy changed the upper parent (size, ctime) behind the
+		// kernel's attribute cache, and the copy's own ctime.
+		for _, n := range []*overlayNode{nodes[i-1], nodes[i]} {
+			if n != nil {
+				n.NotifyContent(-1, 0)
+			}
+		}
 	}
 	if err != nil {
 		return toErrno(f.log, "copy up", err)
@@ -441,16 +449,33 @@ func (n *overlayNode) changeSelf(check func(path []*overlay.Entry) syscall.Errno
 	return fn(path)
 }
 
+// lockUnpinned locks n.ioMu once no passthrough handle shares the lower's
+// file (see newHandle), or answers ETXTBSY. The kernel sends RELEASE after
+// close(2) has returned, so a reader that has just closed may still count:
+// it waits a little for such releases before it gives up.
+func (n *overlayNode) lockUnpinned() syscall.Errno {
+	delay := 100 * time.Microsecond
+	for waited := time.Duration(0); ; waited += delay {
+		n.ioMu.Lock()
+		if n.ptOpen == 0 || !n.ptLower {
+			return 0
+		}
+		n.ioMu.Unlock()
+		if waited >= 250*time.Millisecond {
+			return syscall.ETXTBSY
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 20*time.Millisecond)
+	}
+}
+
 // openWrite copies n up and opens the copy with flags, which write.
 func (n *overlayNode) openWrite(flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
 	// Held across the copy-up and the open, so that no handle can start
 	// sharing the lower's file in between (see newHandle).
-	n.ioMu.Lock()
-	pinned := n.ptOpen > 0 && n.ptLower
-	if pinned {
-		n.ioMu.Unlock()
-		return nil, 0, syscall.ETXTBSY
+	if e := n.lockUnpinned(); e != 0 {
+		return nil, 0, e
 	}
 	var fd int
 	e := n.changeSelf(func(path []*overlay.Entry) syscall.Errno {
@@ -491,11 +516,10 @@ func (n *overlayNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 	if in.Valid&fuse.FATTR_SIZE != 0 {
 		// A truncate changes the data: not while handles share the
 		// lower's file (see newHandle).
-		n.ioMu.Lock()
-		defer n.ioMu.Unlock()
-		if n.ptOpen > 0 && n.ptLower {
-			return syscall.ETXTBSY
+		if e := n.lockUnpinned(); e != 0 {
+			return e
 		}
+		defer n.ioMu.Unlock()
 	}
 	e := n.changeSelf(nil, func(path []*overlay.Entry) syscall.Errno {
 		fd := path[len(path)-1].Fd
