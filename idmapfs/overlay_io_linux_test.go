@@ -402,3 +402,44 @@ func TestOverlayCopyUpParentAttrs(t *testing.T) {
 		t.Errorf("root after the copy-up of d/f: size %d, ctime %v; the upper has %d, %v (before: %d)", after.Size, after.Ctim, up.Size, up.Ctim, before.Size)
 	}
 }
+
+// TestOverlayReadOnlyUpper: --ro with an upper shows the upper's changes
+// and writes nothing at all, not even a work directory.
+func TestOverlayReadOnlyUpper(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := t.TempDir()
+	lower, upper, mnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt")
+	mkdirs(t, lower, upper, mnt)
+	for _, f := range []string{"kept", "deleted"} {
+		if err := os.WriteFile(filepath.Join(lower, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mknod(filepath.Join(upper, "deleted"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "new"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper, opts.ReadOnly = []string{lower}, upper, true
+	mountIdmapfs(t, "", mnt, opts)
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "kept new" {
+		t.Errorf("read-only view: %v; want kept new", names)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "x"), nil, 0o644); !errorIs(err, unix.EROFS) {
+		t.Errorf("create on a read-only mount: %v; want EROFS", err)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 3 {
+		t.Errorf("%s holds %d entries after a read-only mount; want lower, upper, mnt only", base, len(ents))
+	}
+}

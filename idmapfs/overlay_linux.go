@@ -113,6 +113,15 @@ func newOverlay(ctx context.Context, opts Options) (_ *overlayNode, _ *FS, err e
 		}
 		opts.ReadOnly = true
 	}
+	if opts.ReadOnly && opts.Upper != "" {
+		// A read-only mount writes nothing, not even in a work
+		// directory: the upper is shown as the top lower.
+		if _, err := realDir("upper", opts.Upper); err != nil {
+			return nil, nil, err
+		}
+		opts.Lowers = append([]string{opts.Upper}, opts.Lowers...)
+		opts.Upper, opts.Work = "", ""
+	}
 	ov := &overlayState{nodes: make(map[devIno]*overlayNode), copied: make(map[devIno]uint64)}
 	defer func() {
 		if err != nil {

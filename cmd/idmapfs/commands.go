@@ -272,9 +272,12 @@ func cmdMount(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	what := source
 	if mf.lower != "" {
 		what = "overlay of lowers " + mf.lower
-		if mf.upper != "" {
+		switch {
+		case mf.upper != "" && mf.ro:
+			mode += "; upper " + mf.upper + " shown read-only (--ro)"
+		case mf.upper != "":
 			mode += "; upper " + mf.upper
-		} else {
+		default:
 			mode += "; read-only: no --upper, every change fails with EROFS"
 		}
 	}
