@@ -5,6 +5,9 @@
 //	fsbench [--as MAP] create N DIR [SIZE]   mkdir DIR, create N files of SIZE bytes (default 1024)
 //	fsbench [--as MAP] stat N DIR            lstat DIR/f0000000 ... the first N files create made
 //	fsbench [--as MAP] readdir DIR           read every name in DIR (getdents, no stat)
+//	fsbench [--as MAP] copyup FILE           open FILE O_WRONLY, write its first byte, close:
+//	                                         on an overlay, the whole copy-up of a lower file
+//	fsbench [--as MAP] copyup-fsync FILE     the same with an fsync before the close
 //	fsbench [--as MAP] exec CMD [ARG...]     run CMD (its stdout goes to stderr)
 //
 // --as MAP runs the workload as root of a new user namespace whose uid and
@@ -30,7 +33,7 @@ import (
 	"github.com/shiftlock/shiftlock/idmap"
 )
 
-const usage = `usage: fsbench [--as MAP] create N DIR [SIZE] | stat N DIR | readdir DIR | exec CMD [ARG...]`
+const usage = `usage: fsbench [--as MAP] create N DIR [SIZE] | stat N DIR | readdir DIR | copyup FILE | copyup-fsync FILE | exec CMD [ARG...]`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -75,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		err = stat(n, rest[1])
 	case cmd == "readdir" && len(rest) == 1:
 		err = readdir(rest[0])
+	case cmd == "copyup" && len(rest) == 1:
+		err = copyup(rest[0], false)
+	case cmd == "copyup-fsync" && len(rest) == 1:
+		err = copyup(rest[0], true)
 	case cmd == "exec" && len(rest) >= 1:
 		c := exec.CommandContext(ctx, rest[0], rest[1:]...)
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, stderr, stderr
@@ -150,6 +157,36 @@ func readdir(dir string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("%s: empty directory", dir)
+	}
+	return nil
+}
+
+// copyup writes one byte over the first byte of file, without truncating it:
+// on an overlay whose file is in a lower layer, open copies the whole file up
+// (the kernel's overlayfs does it in open; a FUSE overlay may in open or in
+// the first write), so the time is that of the copy-up. With sync, it calls
+// fsync before close: the copy is then durable whether or not the overlay
+// syncs its copy-ups itself.
+func copyup(file string, sync bool) error {
+	fd, err := unix.Open(file, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: file, Err: err}
+	}
+	if n, err := unix.Write(fd, []byte{'x'}); err != nil || n != 1 {
+		unix.Close(fd)
+		if err == nil {
+			err = io.ErrShortWrite
+		}
+		return &os.PathError{Op: "write", Path: file, Err: err}
+	}
+	if sync {
+		if err := unix.Fsync(fd); err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "fsync", Path: file, Err: err}
+		}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: file, Err: err}
 	}
 	return nil
 }
