@@ -3,6 +3,7 @@ package idmapfs_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -441,5 +442,134 @@ func TestOverlayReadOnlyUpper(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(base); len(ents) != 3 {
 		t.Errorf("%s holds %d entries after a read-only mount; want lower, upper, mnt only", base, len(ents))
+	}
+}
+
+// TestOverlayReaddirResume reads a merged directory in small getdents
+// steps on one handle while another handle lists it whole and the
+// directory changes in between: every name present throughout must come
+// exactly once, and a telldir offset must mean the same place on a second
+// handle (the kernel's listing cache is shared by all handles of a
+// directory, and resumes one handle at offsets another's produced).
+func TestOverlayReaddirResume(t *testing.T) {
+	testutil.RequireFUSE(t)
+	base := t.TempDir()
+	lower, upper, mnt := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "mnt")
+	mkdirs(t, filepath.Join(lower, "d"), filepath.Join(upper, "d"), mnt)
+	const n = 600
+	stable := map[string]bool{}
+	for i := range n {
+		dir := lower
+		if i%3 == 0 {
+			dir = upper
+		}
+		name := fmt.Sprintf("f%04d", i)
+		if err := os.WriteFile(filepath.Join(dir, "d", name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 != 0 {
+			stable[name] = true // f%5 == 0 are removed during the listing
+		}
+	}
+	opts := defaultOptions(t)
+	opts.IDs = parseIDMap(t, "0:0:65536")
+	opts.Lowers, opts.Upper = []string{lower}, upper
+	mountIdmapfs(t, "", mnt, opts)
+	d := filepath.Join(mnt, "d")
+	list := func() []string { // a whole listing on a fresh handle: fills the kernel's cache
+		t.Helper()
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	list()
+	fd, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	seen := map[string]int{}
+	buf := make([]byte, 512) // a few entries per getdents
+	for step := 0; ; step++ {
+		nb, err := unix.Getdents(fd, buf)
+		if err != nil {
+			t.Fatalf("getdents after %d steps: %v", step, err)
+		}
+		if nb == 0 {
+			break
+		}
+		_, _, names := unix.ParseDirent(buf[:nb], -1, nil)
+		for _, name := range names {
+			seen[name]++
+		}
+		if step%4 == 1 { // change the directory, and let another handle refill the cache
+			i := 5 * step
+			if i < n {
+				if err := os.Remove(filepath.Join(d, fmt.Sprintf("f%04d", i))); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("new%04d", step)), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list()
+		}
+	}
+	for name := range stable {
+		if seen[name] != 1 {
+			t.Errorf("%s (present throughout) listed %d times", name, seen[name])
+		}
+	}
+	for name, c := range seen {
+		if c > 1 {
+			t.Errorf("%s listed %d times", name, c)
+		}
+	}
+
+	// telldir on one handle, seekdir on another: the same place.
+	first := list()
+	rest := func(fd int) []string {
+		var names []string
+		for {
+			nb, err := unix.Getdents(fd, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nb == 0 {
+				return names
+			}
+			_, _, names = unix.ParseDirent(buf[:nb], -1, names)
+		}
+	}
+	fd1, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd1)
+	if _, err := unix.Getdents(fd1, buf); err != nil {
+		t.Fatal(err)
+	}
+	off, err := unix.Seek(fd1, 0, io.SeekCurrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest1 := rest(fd1)
+	fd2, err := unix.Open(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd2)
+	if _, err := unix.Seek(fd2, off, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	rest2 := rest(fd2)
+	if len(rest1) == 0 || len(rest1) >= len(first) || !slices.Equal(rest1, rest2) {
+		t.Errorf("after seekdir to the first handle's telldir, a second handle lists %d names, the first %d (of %d)", len(rest2), len(rest1), len(first))
 	}
 }

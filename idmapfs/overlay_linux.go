@@ -1,11 +1,14 @@
 package idmapfs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -541,9 +544,10 @@ func (n *overlayNode) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, w
 	return uint64(r), 0
 }
 
-// OpendirHandle takes a snapshot of the merged listing; offsets are indexes
-// into it, so telldir/seekdir and a listing resumed in later calls are
-// stable for the life of the handle.
+// OpendirHandle takes a snapshot of the merged listing, in the order of its
+// entries' offsets, which are hashes of their names (see mergedDir): so
+// telldir/seekdir and a listing resumed in later calls are stable, across
+// handles too, as the kernel's listing cache needs.
 func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	f := n.fsys
 	e, release, errno := n.dir()
@@ -571,16 +575,20 @@ func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileH
 	}
 	list := make([]fuse.DirEntry, 0, len(ents)+2)
 	list = append(list,
-		fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino},
-		fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno})
+		fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino, Off: 1},
+		fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno, Off: 2})
 	for _, d := range ents {
 		st := unix.Stat_t{Dev: devs[d.Layer], Ino: d.Ino}
-		list = append(list, fuse.DirEntry{Name: d.Name, Mode: d.Type, Ino: f.ov.showIno(f, &st)})
+		list = append(list, fuse.DirEntry{Name: d.Name, Mode: d.Type, Ino: f.ov.showIno(f, &st), Off: nameOffset(d.Name)})
 	}
-	if f.ov.upper != nil {
-		return fs.NewListDirStream(list), 0, 0
-	}
-	return fs.NewListDirStream(list), fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	slices.SortFunc(list, func(a, b fuse.DirEntry) int {
+		return cmp.Or(cmp.Compare(a.Off, b.Off), strings.Compare(a.Name, b.Name))
+	})
+	// The kernel may keep the listing: every change to it goes through this
+	// mount with this directory as parent (create, unlink, rename, copy-up
+	// and whiteouts alike), and the kernel drops its cached listing on each
+	// of those; the lowers never change and the upper is ours alone.
+	return &mergedDir{ents: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *overlayNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -625,3 +633,53 @@ func (n *overlayNode) Listxattr(ctx context.Context, dest []byte) (uint32, sysca
 
 // lowersName is how the mount names its source in mountinfo.
 func lowersName(lowers []string) string { return "overlay:" + strings.Join(lowers, ":") }
+
+// mergedDir is an open merged directory: a snapshot of its listing sorted
+// by offset. An entry's offset is a hash of its name, as ext4's are, not its
+// index: the kernel keeps one cached listing per directory for every open
+// handle and may resume a handle's reading at an offset another handle's
+// snapshot produced, after a change in between. With name hashes that
+// offset means the same place in any snapshot, so no entry present
+// throughout is skipped or repeated, and an offset past the end is simply
+// the end.
+type mergedDir struct {
+	ents []fuse.DirEntry
+	idx  int
+}
+
+// nameOffset is the offset of a name: 62 bits of its FNV-1a hash, above
+// the 1 and 2 of "." and "..", and positive as telldir's long must be.
+func nameOffset(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()>>2 + 3
+}
+
+func (d *mergedDir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if d.idx >= len(d.ents) {
+		return nil, 0
+	}
+	e := d.ents[d.idx]
+	d.idx++
+	return &e, 0
+}
+
+func (d *mergedDir) Releasedir(ctx context.Context, releaseFlags uint32) {}
+
+// Seekdir resumes after the entry whose offset is off (or where it was).
+// Two names whose hashes collide share an offset; a listing resumed at it
+// may repeat the second, never skip it.
+func (d *mergedDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	i, found := slices.BinarySearchFunc(d.ents, off, func(e fuse.DirEntry, off uint64) int { return cmp.Compare(e.Off, off) })
+	if found {
+		i++
+	}
+	d.idx = i
+	return 0
+}
+
+var (
+	_ fs.FileReaddirenter = (*mergedDir)(nil)
+	_ fs.FileSeekdirer    = (*mergedDir)(nil)
+	_ fs.FileReleasedirer = (*mergedDir)(nil)
+)
