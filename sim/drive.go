@@ -140,7 +140,12 @@ func Open(dir string) (*Drive, error) {
 	}
 	d.mu.Lock()
 	d.reset(resetPowerCycle)
+	err = d.commit() // so that Inspect shows the drive as it powered on
 	d.mu.Unlock()
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open drive %s: saving the power-on state: %w", dir, err)
+	}
 	return d, nil
 }
 

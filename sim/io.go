@@ -256,6 +256,21 @@ func (d *Drive) Write(lba uint64, data []byte) error {
 	return d.transfer("write", lba, data, true)
 }
 
+// Sync commits written blocks to stable storage: an fsync of the media
+// file (the drive's volatile write cache, flushed). The exposed disk's
+// fsync calls it.
+func (d *Drive) Sync() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.ioMu.RLock()
+	d.mu.Unlock()
+	defer d.ioMu.RUnlock()
+	return d.media.Sync()
+}
+
 // ReadBlocks returns count blocks from lba (Read into a new buffer).
 func (d *Drive) ReadBlocks(lba uint64, count uint32) ([]byte, error) {
 	bs := d.Info().BlockSize
