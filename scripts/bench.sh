@@ -7,7 +7,9 @@
 # and writes the tables to bench-results.txt.
 #
 # Environment (defaults are the sizes of issues 2 and 3):
-#   BENCH_SUITES="plain overlay"  which suites run
+#   BENCH_SUITES="plain overlay sed"  which suites run (sed: the Go benchmarks of sedsim,
+#                           the TCG library and unlock on resume, go test -bench)
+#   BENCH_GO_TIME=2s        -benchtime of the sed suite
 #   BENCH_RUNS=3            runs per cell
 #   BENCH_FILE_MB=1024      sequential write/read file size; the overlay's large lower file
 #   BENCH_CREATE=20000      small files created
@@ -34,7 +36,13 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
-suites=(${BENCH_SUITES:-plain overlay})
+suites=(${BENCH_SUITES:-plain overlay sed})
+go_time="${BENCH_GO_TIME:-2s}"
+# The sed suite: every package with benchmarks of the drive side (sedsim's
+# media, socket and exposed file, each beside its plain reference) and of
+# unlocking (exchanges and time, one and two ranges, resume).
+sed_pkgs=(./sim/ ./sim/wire/ ./cmd/sedsim/ ./tcg/opal/)
+[ -d internal/resume ] && sed_pkgs+=(./internal/resume/)
 runs="${BENCH_RUNS:-3}"
 file_mb="${BENCH_FILE_MB:-1024}"
 n_create="${BENCH_CREATE:-20000}"
@@ -56,7 +64,7 @@ fi
 suite() { local s; for s in "${suites[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 has() { local x; for x in "${targets[@]}" "${ovl_targets[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 for s in "${suites[@]}"; do
-	case "$s" in plain | overlay) ;; *) echo "bench: BENCH_SUITES: unknown suite $s (plain, overlay)" >&2; exit 2 ;; esac
+	case "$s" in plain | overlay | sed) ;; *) echo "bench: BENCH_SUITES: unknown suite $s (plain, overlay, sed)" >&2; exit 2 ;; esac
 done
 suite plain || targets=()
 suite overlay || ovl_targets=()
@@ -639,6 +647,20 @@ report_overlay() {
 	return 0
 }
 
+# report_sed: the Go benchmarks, run now (after the file system suites, so
+# that they do not share the machine with them). Each benchmark reports its
+# reference beside it (a plain file, the media alone) and the ratio.
+report_sed() {
+	echo
+	echo "== sed: sedsim, the TCG library, unlock on resume (go test -bench, -benchtime $go_time) =="
+	echo
+	go test -run '^$' -bench . -benchtime "$go_time" -count 1 -timeout 20m "${sed_pkgs[@]}" 2>&1 |
+		grep -E '^(Benchmark|ok|FAIL|---|pkg:|panic)' | sed -e 's/^ok  */ok  /'
+}
+
 echo >&2
-report | tee "$out"
+{
+	report
+	if suite sed; then report_sed; fi
+} | tee "$out"
 log "bench: written to $out"
