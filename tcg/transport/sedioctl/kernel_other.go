@@ -1,0 +1,16 @@
+//go:build !linux
+
+package sedioctl
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kernel is the sed-opal ioctl path, which exists on Linux only.
+type Kernel struct{}
+
+// Open fails: the sed-opal ioctls exist on Linux only.
+func Open(path string) (*Kernel, error) {
+	return nil, fmt.Errorf("sed-opal %s: %w", path, errors.ErrUnsupported)
+}
