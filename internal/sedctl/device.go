@@ -13,6 +13,8 @@ import (
 	"github.com/shiftlock/shiftlock/tcg/discovery"
 	"github.com/shiftlock/shiftlock/tcg/session"
 	"github.com/shiftlock/shiftlock/tcg/transport"
+	"github.com/shiftlock/shiftlock/tcg/transport/nvme"
+	"github.com/shiftlock/shiftlock/tcg/transport/scsi"
 	opalwire "github.com/shiftlock/shiftlock/tcg/transport/wire"
 )
 
@@ -31,19 +33,36 @@ type device struct {
 // errNoTransport marks a device path whose transport is not built in.
 var errNoTransport = errors.New("transport not available in this build")
 
-// Device transports other than sedsim's. They are variables so that the
-// single switch point below stays one function; each is the Open of a
-// tcg/transport backend package.
-//
-// SWITCH POINT: tcg/transport/nvme, tcg/transport/scsi and
-// tcg/transport/sedioctl are being written. When they land, set these to
-// nvme.Open, scsi.Open and sedioctl.Open (func(path string)
-// (transport.Transport, error)) and delete the placeholders.
+// Device transports other than sedsim's: the single switch point from a
+// device node to a tcg/transport backend. Variables, so that tests can put
+// a fake drive behind a node.
 var (
-	openNVMe     = missingTransport("NVMe (tcg/transport/nvme)")
-	openSCSI     = missingTransport("SCSI/SATA (tcg/transport/scsi)")
-	openSedIoctl = missingTransport("kernel sed-opal ioctls (tcg/transport/sedioctl)")
+	openNVMe     = deviceOpener("NVMe", nvme.Open)
+	openSCSI     = deviceOpener("SCSI/SATA", scsi.Open)
+	openSedIoctl = missingTransport("kernel sed-opal ioctls")
 )
+
+// deviceOpener gives a backend's errors their exit codes: a drive that is
+// no SED (or whose path to its security commands is blocked) is
+// unsupported, anything else an I/O error.
+func deviceOpener(what string, open func(string) (transport.Transport, error)) func(string) (transport.Transport, error) {
+	return func(path string) (transport.Transport, error) {
+		t, err := open(path)
+		switch {
+		case err == nil:
+			return t, nil
+		case errors.Is(err, scsi.ErrTrustedBlocked):
+			return nil, withCode(ExitUnsupported, err, "boot with libata.allow_tpm=1, or load libata with allow_tpm=1")
+		case errors.Is(err, transport.ErrNotSupported):
+			return nil, withCode(ExitUnsupported, err, "'sedctl scan' lists the drives that are self-encrypting")
+		case errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0:
+			return nil, withCode(ExitIO, err, "security commands need root (CAP_SYS_ADMIN)")
+		case errors.Is(err, fs.ErrPermission):
+			return nil, withCode(ExitUnsupported, err, "its driver refuses security commands even to root: give the drive itself ('sedctl scan' lists the self-encrypting ones)")
+		}
+		return nil, withCode(ExitIO, fmt.Errorf("%s device: %w", what, err), "")
+	}
+}
 
 func missingTransport(what string) func(string) (transport.Transport, error) {
 	return func(path string) (transport.Transport, error) {
@@ -91,7 +110,12 @@ func openTransport(ctx context.Context, spec, via string) (transport.Transport, 
 	case isDev && (strings.HasPrefix(base, "sd") || strings.HasPrefix(base, "sg")):
 		return openSCSI(spec)
 	case fi.Mode().Type() == fs.ModeDevice: // another block device: SCSI commands are the common ground
-		return openSCSI(spec)
+		t, err := openSCSI(spec)
+		if err != nil {
+			return nil, withCode(ExitUnsupported, fmt.Errorf("%s is not a drive that takes TCG security commands: %w", spec, err),
+				"loop, virtio, device-mapper and md devices pass none; give the drive underneath (lsblk -s "+spec+" shows it), or see 'sedctl scan'")
+		}
+		return t, nil
 	}
 	return nil, usageError(fmt.Errorf("%s is neither a drive (/dev/nvme*, /dev/sd*, /dev/sg*) nor a sedsim socket", spec))
 }

@@ -99,7 +99,7 @@ func OpenDevice(path string) (*Device, error) {
 		f, err = os.OpenFile(path, os.O_RDONLY, 0)
 	}
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
+		if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
 			return nil, fmt.Errorf("scsi: %w (SG_IO with security commands needs root)", err)
 		}
 		return nil, fmt.Errorf("scsi: %w", err)
