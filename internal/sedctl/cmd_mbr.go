@@ -278,7 +278,7 @@ func cmdDataStoreRead(e *env, args []string) error {
 		if length, err = parseUint("--length", e.opts.get("length"), 64); err != nil {
 			return err
 		}
-		if offset+length > size {
+		if length > size-offset { // offset <= size: no overflow
 			return withCode(ExitData, fmt.Errorf("offset %d + length %d runs past the DataStore table's %d bytes", offset, length, size), "")
 		}
 	}
@@ -320,14 +320,20 @@ func cmdDataStoreWrite(e *env, args []string) error {
 		return err
 	}
 	file := args[0]
-	var data []byte
-	if file == "-" {
-		data, err = io.ReadAll(io.LimitReader(e.stdin, 1<<30))
-	} else {
-		data, err = os.ReadFile(file)
-	}
-	if err != nil {
-		return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
+	in := e.stdin
+	if file != "-" {
+		// Opened before the drive, so that a missing file costs no
+		// session; read once the table's size bounds it (FILE may be
+		// endless, as /dev/zero is).
+		f, err := os.Open(file)
+		if err != nil {
+			return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return withCode(ExitNoInput, fmt.Errorf("read %s: is a directory", file), "")
+		}
+		in = f
 	}
 	d, err := e.openDevice(args[1])
 	if err != nil {
@@ -341,8 +347,16 @@ func cmdDataStoreWrite(e *env, args []string) error {
 	if err != nil {
 		return e.explain(d, a, err)
 	}
-	if offset+uint64(len(data)) > size {
-		return withCode(ExitData, fmt.Errorf("%d bytes at offset %d do not fit the DataStore table's %d bytes; nothing was written", len(data), offset, size), "")
+	if offset > size {
+		return withCode(ExitData, fmt.Errorf("--offset %d is beyond the DataStore table's %d bytes; nothing was written", offset, size), "")
+	}
+	room := size - offset
+	data, err := io.ReadAll(io.LimitReader(in, int64(min(room, 1<<40))+1))
+	if err != nil {
+		return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
+	}
+	if uint64(len(data)) > room {
+		return withCode(ExitData, fmt.Errorf("the data of %s do not fit the DataStore table's %d bytes at offset %d (room for %d bytes); nothing was written", file, size, offset, room), "")
 	}
 	bar := e.progress("writing "+file, len(data))
 	err = opal.WriteDataStore(e.ctx, d.c, a, table, offset, data, bar.update)

@@ -582,6 +582,12 @@ func TestMBRAndDataStore(t *testing.T) {
 	}
 	wantCode(t, sedctl.ExitData, []string{"do not fit"}, "datastore", "write", f, "--offset", itoa(64<<10-2), "--password-file", pw, s.dev)
 	wantCode(t, sedctl.ExitData, []string{"beyond"}, "datastore", "read", "--offset", itoa(64<<10+1), "--password-file", pw, s.dev)
+	// An endless input is read only as far as the table has room, then
+	// refused; a directory and an offset past the end are refused too.
+	wantCode(t, sedctl.ExitData, []string{"do not fit"}, "datastore", "write", "/dev/zero", "--password-file", pw, s.dev)
+	wantCode(t, sedctl.ExitNoInput, []string{"is a directory"}, "datastore", "write", t.TempDir(), "--password-file", pw, s.dev)
+	wantCode(t, sedctl.ExitData, []string{"beyond"}, "datastore", "write", f, "--offset", itoa(64<<10+1), "--password-file", pw, s.dev)
+	wantCode(t, sedctl.ExitData, []string{"runs past"}, "datastore", "read", "--offset", "10", "--length", "18446744073709551615", "--password-file", pw, s.dev)
 }
 
 // TestRawAndReset: raw get/set/call (sedutil --objDump, --rawCmd) and the
