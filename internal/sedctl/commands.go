@@ -14,11 +14,24 @@ var (
 )
 
 // commands returns every command, in the order help lists them. A command
-// group ("range", "mbr", and later "resume") is just the commands whose
+// group ("range", "mbr", "resume") is just the commands whose
 // path starts with the same word: add entries here and findCommand, help
 // and 'sedctl GROUP --help' pick them up; a sedutil-cli alias for one goes
 // in sedutil.go's table (TestAliasesReachCommands checks it).
 func commands() []*command {
+	return slices.Concat(driveCommands(), resumeCommands(), []*command{
+		{path: "version", args: "", maxArgs: 0, run: cmdVersion, summary: "print sedctl's version",
+			help: `Example:
+  sedctl version --json`},
+		{path: "help", args: "[COMMAND]", maxArgs: 2, run: cmdHelp, summary: "show help for sedctl or a command",
+			help: `Example:
+  sedctl help range
+  sedctl help range lock`},
+	})
+}
+
+// driveCommands are the commands that work on one drive (or scan them).
+func driveCommands() []*command {
 	return []*command{
 		{path: "scan", args: "[--sim SOCKET]...", maxArgs: 0, run: cmdScan, opts: []string{"sim"},
 			summary: "list the drives: SSC, locking state, model, serial",
@@ -242,12 +255,5 @@ Example:
 			summary: "set the password of a SUM range's owner, as the owner (empty at first)",
 			help: `Example:
   sedctl sum password 1 /dev/nvme0`},
-		{path: "version", args: "", maxArgs: 0, run: cmdVersion, summary: "print sedctl's version",
-			help: `Example:
-  sedctl version --json`},
-		{path: "help", args: "[COMMAND]", maxArgs: 2, run: cmdHelp, summary: "show help for sedctl or a command",
-			help: `Example:
-  sedctl help range
-  sedctl help range lock`},
 	}
 }
