@@ -19,26 +19,9 @@ import (
 	"time"
 
 	"github.com/shiftlock/shiftlock/internal/resume"
-	"github.com/shiftlock/shiftlock/internal/resume/kernel"
 	"github.com/shiftlock/shiftlock/tcg/method"
 	"github.com/shiftlock/shiftlock/tcg/transport"
 )
-
-// openKernelOpal opens the kernel's sed-opal facility for a device: the
-// kernel path of unlock on resume.
-//
-// SWITCH POINT: the single place that decides whether a device has a
-// kernel path. For now every device answers kernel.ErrUnsupported, so
-// enable always takes the daemon path (and says why). When
-// tcg/transport/sedioctl lands, return its kernel.Opal adapter here for
-// block devices (never for "sim:" devices or sockets, which the kernel does
-// not know).
-func openKernelOpal(ctx context.Context, device string) (kernel.Opal, error) {
-	if strings.HasPrefix(device, "sim:") {
-		return nil, fmt.Errorf("%s is a sedsim socket, which the kernel does not know: %w", device, kernel.ErrUnsupported)
-	}
-	return nil, fmt.Errorf("%s: the kernel sed-opal adapter (tcg/transport/sedioctl) is not in this build: %w", device, kernel.ErrUnsupported)
-}
 
 // resumeOpen is the resume engine's device opener: sedctl's own transport
 // choice, without --via (the engine picks the kernel path itself).

@@ -117,6 +117,12 @@ func resolveBlock(path string) (string, error) {
 func newKernel(path string, fd uintptr, closer io.Closer, fn ioctl.Func) (*Kernel, error) {
 	k := &Kernel{path: path, fd: fd, closer: closer, ioctl: fn}
 	st, err := k.Status(context.Background())
+	if errors.Is(err, unix.EINVAL) {
+		// IOC_OPAL_GET_STATUS takes no input, so sed-opal itself never
+		// finds it invalid: EINVAL is a driver that does not know the
+		// ioctl at all (the loop driver answers so; others ENOTTY).
+		return nil, fmt.Errorf("sed-opal %s: IOC_OPAL_GET_STATUS: its driver does not know the sed-opal ioctls: %w: %w", path, ErrNoKernelSupport, unix.EINVAL)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -93,6 +93,7 @@ func TestOpenProbe(t *testing.T) {
 	}{
 		{"ok", FlSupported | FlLockingSupported, nil, nil, ""},
 		{"no sed-opal", 0, syscall.ENOTTY, []error{ErrNoKernelSupport, syscall.ENOTTY}, "CONFIG_BLK_SED_OPAL"},
+		{"driver without sed-opal (loop)", 0, syscall.EINVAL, []error{ErrNoKernelSupport, syscall.EINVAL}, "does not know"},
 		{"not opal", 0, syscall.EOPNOTSUPP, []error{ErrNotOpal, syscall.EOPNOTSUPP}, "Pyrite"},
 		{"not root", 0, syscall.EACCES, []error{ErrNeedsRoot, syscall.EACCES, os.ErrPermission}, "CAP_SYS_ADMIN"},
 		{"eperm", 0, syscall.EPERM, []error{ErrNeedsRoot}, "root"},
