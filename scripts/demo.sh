@@ -13,7 +13,10 @@
 # installs a file with capabilities, deletes a file and replaces a directory;
 # afterwards the image's sha256 is unchanged, the upper holds exactly those
 # changes in the kernel overlayfs format with disk ids, and the kernel's
-# overlayfs shows the same tree from it as idmapfs. Ends with a summary of
+# overlayfs shows the same tree from it as idmapfs. Then a self-encrypting
+# drive (sedsim) with ext4 on a locking range, unlock on resume armed: a
+# power cycle, as in suspend-to-RAM, locks it; the resume notification
+# unlocks it and the data is intact. Ends with a summary of
 # checks computed from the outputs above; exits non-zero if any fails. Leaves
 # the rootfs as it found it, and nothing mounted or attached.
 set -euo pipefail
@@ -74,6 +77,7 @@ img=""      # the squashfs image of the rootfs (overlay part)
 ovl_mnts=() # its mounts, innermost first
 cleanup() {
 	local rc=$? m
+	sed_cleanup
 	for m in "$mnt" "${ovl_mnts[@]}"; do
 		if [ -n "$m" ] && mountpoint -q "$m" 2>/dev/null; then
 			"$idmapfs" umount --lazy "$m" >/dev/null 2>&1 || umount -l "$m" 2>/dev/null || true
@@ -90,6 +94,24 @@ cleanup() {
 		rm -rf --one-file-system "$work"
 	fi
 	exit "$rc"
+}
+# The SED scene's daemons, filesystem and loop device (part 11).
+sed_fs="" sed_loop="" sed_daemon_pid="" sed_sim_pid="" sed_expose=""
+sed_cleanup() {
+	if [ -n "$sed_fs" ] && mountpoint -q "$sed_fs" 2>/dev/null; then
+		umount "$sed_fs" 2>/dev/null || umount -l "$sed_fs" 2>/dev/null || true
+	fi
+	if [ -n "$sed_loop" ]; then
+		losetup -d "$sed_loop" 2>/dev/null || true
+	fi
+	for m in "$sed_daemon_pid" "$sed_sim_pid"; do
+		if [ -n "$m" ] && kill "$m" 2>/dev/null; then
+			wait "$m" 2>/dev/null || true
+		fi
+	done
+	if [ -n "$sed_expose" ] && mountpoint -q "$sed_expose" 2>/dev/null; then
+		umount -l "$sed_expose" 2>/dev/null || true
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -326,6 +348,75 @@ else
 	echo "ROOTFS lacks:$ovl_missing (the default busybox rootfs has them)"
 fi
 
+# (l)
+heading "11. A self-encrypting drive locks in suspend-to-RAM; the resume daemon unlocks it"
+sedsim="$repo/bin/sedsim" sedctl="$repo/bin/sedctl"
+sw="$work/sed"
+mkdir -p "$sw/fs"
+sed_expose="$sw/expose"
+# A software Opal drive (sedsim), served with its media exposed as a file.
+run "$sedsim" create --state "$sw/drive" --size 64M --psid-file "$sw/psid"
+show "$sedsim serve --state $sw/drive --socket $sw/sim.sock --expose $sed_expose &"
+"$sedsim" serve --state "$sw/drive" --socket "$sw/sim.sock" --expose "$sed_expose" >"$sw/serve.out" 2>"$sw/serve.log" &
+sed_sim_pid=$!
+timeout 30 sh -c "until grep -q '^ready' '$sw/serve.out'; do sleep 0.05; done"
+dev="sim:$sw/sim.sock"
+(umask 077 && printf 'demo drive password\n' >"$sw/admin1.pw")
+# Take ownership, and range 1 (all but the first MiB) locked at power loss.
+run "$sedctl" setup --password-file "$sw/admin1.pw" "$dev"
+run "$sedctl" range setup 1 2048 129024 --password-file "$sw/admin1.pw" "$dev"
+run "$sedctl" range enable 1 --password-file "$sw/admin1.pw" "$dev"
+sed_loop="$(losetup --find --show --direct-io=on "$sed_expose/disk")"
+show "losetup --find --show --direct-io=on $sed_expose/disk   # $sed_loop"
+run mkfs.ext4 -q -E nodiscard "$sed_loop"
+run mount "$sed_loop" "$sw/fs"
+for i in 1 2 3 4; do head -c $((i * 300000)) /dev/urandom >"$sw/fs/file$i"; done
+(cd "$sw/fs" && sha256sum file* >"$sw/sums")
+show "4 files written, 1.7 MB; sha256sum file* > sums"
+# The resume daemon holds the derived key (never the password).
+show "$sedctl resume daemon --socket $sw/resume.sock --config $sw/resume.conf &"
+"$sedctl" resume daemon --socket "$sw/resume.sock" --config "$sw/resume.conf" >"$sw/daemon.out" 2>"$sw/daemon.log" &
+sed_daemon_pid=$!
+timeout 30 sh -c "until grep -q '^ready' '$sw/daemon.out'; do sleep 0.05; done"
+resume_loc=(--socket "$sw/resume.sock" --config "$sw/resume.conf" --run-dir "$sw/run")
+run "$sedctl" resume enable --range 1 --password-file "$sw/admin1.pw" "${resume_loc[@]}" "$dev"
+# Suspend: the kernel syncs and freezes I/O, the drive loses power.
+run sync
+run "$sedsim" power-cycle --socket "$sw/sim.sock"
+sed_locked="$("$sedsim" info --socket "$sw/sim.sock" | awk '$1 == "locked" { print $2 }')"
+show "$sedsim info --socket $sw/sim.sock | grep ^locked"
+echo "locked           $sed_locked"
+show "dd if=$sed_loop bs=4096 skip=1024 count=1 iflag=direct   # a block in range 1"
+if dd if="$sed_loop" of=/dev/null bs=4096 skip=1024 count=1 iflag=direct 2>"$sw/dd-locked"; then
+	sed_locked_io=readable
+else
+	sed_locked_io=EIO
+fi
+sed 's/^/  /' "$sw/dd-locked" | head -n 1
+# Resume: the system-sleep hook tells the daemon, which unlocks before answering.
+run "$sedctl" resume notify post --socket "$sw/resume.sock" | tee "$sw/notify"
+sed_unlocked_io=EIO
+if dd if="$sed_loop" of=/dev/null bs=4096 skip=1024 count=1 iflag=direct 2>/dev/null; then
+	sed_unlocked_io=readable
+fi
+show "the same dd: $sed_unlocked_io"
+show "cd $sw/fs && sha256sum -c $sw/sums"
+sed_sums=ok
+(cd "$sw/fs" && sha256sum -c "$sw/sums") || sed_sums=bad
+echo "written after the resume" >"$sw/fs/after" && sync
+run umount "$sw/fs"
+sed_fsck=bad
+show "fsck.ext4 -n -f $sed_loop"
+if fsck.ext4 -n -f "$sed_loop" >"$sw/fsck" 2>&1; then sed_fsck=clean; fi
+tail -n 1 "$sw/fsck"
+run "$sedctl" resume disable "${resume_loc[@]}" "$dev"
+sed_plaintext="$({ grep -rlaF 'demo drive password' "$sw/drive" || true; } | wc -l)"
+losetup -d "$sed_loop" && sed_loop=""
+kill "$sed_daemon_pid" && wait "$sed_daemon_pid" || true
+sed_daemon_pid=""
+kill "$sed_sim_pid" && wait "$sed_sim_pid" || true
+sed_sim_pid=""
+
 # (f)
 fails=0
 check() { # check DESCRIPTION COMMAND...
@@ -360,6 +451,10 @@ EOF
 else
 	echo "           overlay mode: skipped (ROOTFS lacks:$ovl_missing)"
 fi
+cat <<EOF
+           a sedsim drive with ext4 on range 1, resume armed; a power cycle locks it
+           (EIO); 'sedctl resume notify post' unlocks it; checksums and fsck
+EOF
 check "on disk, /bin /etc /tmp are owned 0:0" \
 	test "$(owners "$work/ls-disk" '^(bin|etc|tmp)$')" = "0:0"
 check "idmapfs mount --daemon printed its 'mounted' line" grep -q '^mounted ' "$work/mount-out"
@@ -411,5 +506,12 @@ if $ovl; then
 	check "overlay: nothing left mounted" test "$ovl_mounts_left" = 0
 	check "overlay: no loop device left on the image" test "$loops_left" = 0
 fi
+check "sed: after the power cycle sedsim reports the drive locked" test "$sed_locked" = yes
+check "sed: a direct read of range 1 fails while locked (EIO)" test "$sed_locked_io" = EIO
+check "sed: 'resume notify post' unlocked range 1 in one session" grep -q '^unlocked in .*(1 session' "$sw/notify"
+check "sed: after the resume the same read works" test "$sed_unlocked_io" = readable
+check "sed: every checksum written before the suspend matches" test "$sed_sums" = ok
+check "sed: fsck.ext4 -n -f is clean" test "$sed_fsck" = clean
+check "sed: the password is in neither the media nor the state file" test "$sed_plaintext" = 0
 printf '  %d checks failed; %.1fs\n' "$fails" "$elapsed"
 [ "$fails" = 0 ]

@@ -165,7 +165,11 @@ func writeRun(w io.Writer, r *RunReport) {
 	if r.Coalesced {
 		how = "already handled by the unlock"
 	}
-	fmt.Fprintf(w, "%s in %s (%d sessions, %d exchanges)\n", how, r.Duration.Round(time.Microsecond), len(r.Drives), r.Exchanges())
+	sessions := "sessions"
+	if len(r.Drives) == 1 {
+		sessions = "session"
+	}
+	fmt.Fprintf(w, "%s in %s (%d %s, %d exchanges)\n", how, r.Duration.Round(time.Microsecond), len(r.Drives), sessions, r.Exchanges())
 	for _, d := range r.Drives {
 		state := "unlocked"
 		switch {
