@@ -113,6 +113,19 @@ func resolveBlock(path string) (string, error) {
 	return "", fmt.Errorf("sed-opal: %s has %d namespaces (%v); name the block device to use", path, len(ns), ns)
 }
 
+// NewWithIoctl returns a Kernel for path whose ioctls go to fn instead of
+// the ioctl(2) system call, probed with IOC_OPAL_GET_STATUS as Open probes.
+// It is for tests of other packages: fn stands in for block/sed-opal.c,
+// reading and writing the struct at arg as the kernel would (errnos as
+// syscall.Errno, TCG method statuses as a positive result). No file
+// descriptor is involved: fn sees ^uintptr(0), and Close closes nothing.
+func NewWithIoctl(path string, fn func(fd uintptr, req uint32, arg unsafe.Pointer) (int, error)) (*Kernel, error) {
+	if fn == nil {
+		return nil, errors.New("sed-opal: NewWithIoctl without an ioctl function")
+	}
+	return newKernel(path, ^uintptr(0), nil, fn)
+}
+
 // newKernel probes an open block device with IOC_OPAL_GET_STATUS.
 func newKernel(path string, fd uintptr, closer io.Closer, fn ioctl.Func) (*Kernel, error) {
 	k := &Kernel{path: path, fd: fd, closer: closer, ioctl: fn}

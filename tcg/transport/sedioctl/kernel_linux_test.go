@@ -351,3 +351,42 @@ func TestOpenNonDevice(t *testing.T) {
 		t.Errorf("Open(/dev/null) = %v; want a character-device error", err)
 	}
 }
+
+// TestNewWithIoctl: the constructor for other packages' fakes probes as
+// Open does and sends every ioctl to the function given.
+func TestNewWithIoctl(t *testing.T) {
+	f := &fakeKernel{t: t, status: FlSupported}
+	var fds []uintptr
+	fn := func(fd uintptr, req uint32, arg unsafe.Pointer) (int, error) {
+		fds = append(fds, fd)
+		return f.ioctl(7, req, arg)
+	}
+	k, err := NewWithIoctl("/dev/fake0n1", fn)
+	if err != nil {
+		t.Fatalf("NewWithIoctl: %v", err)
+	}
+	if k.Path() != "/dev/fake0n1" || !k.OpenStatus().Has(FlSupported) {
+		t.Errorf("Path %q, status %+v", k.Path(), k.OpenStatus())
+	}
+	if err := k.MBRDone(context.Background(), MBRDoneArg{DoneFlag: MBRIsDone}); err != nil {
+		t.Fatalf("MBRDone: %v", err)
+	}
+	if len(f.calls) != 2 || f.calls[0].req != IoctlGetStatus || f.calls[1].req != IoctlMBRDone {
+		t.Errorf("calls %v; want GET_STATUS, MBR_DONE", f.calls)
+	}
+	for _, fd := range fds {
+		if fd != ^uintptr(0) {
+			t.Errorf("fd %d; want ^uintptr(0)", fd)
+		}
+	}
+	if err := k.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	f2 := &fakeKernel{t: t, errno: map[uint32]error{IoctlGetStatus: syscall.ENOTTY}}
+	if _, err := NewWithIoctl("/dev/fake0n1", func(_ uintptr, req uint32, arg unsafe.Pointer) (int, error) { return f2.ioctl(7, req, arg) }); !errors.Is(err, ErrNoKernelSupport) {
+		t.Errorf("NewWithIoctl with ENOTTY = %v; want ErrNoKernelSupport", err)
+	}
+	if _, err := NewWithIoctl("/dev/fake0n1", nil); err == nil {
+		t.Error("NewWithIoctl(nil) accepted")
+	}
+}
