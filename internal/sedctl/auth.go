@@ -128,8 +128,12 @@ func (e *env) explain(d *device, a opal.Auth, err error) error {
 		zero := uint64(0)
 		return &triesError{authority: name, left: &zero, hinted: hinted{err: err, hint: fmt.Sprintf("%s is locked out after too many wrong passwords (AUTHORITY_LOCKED_OUT): the drive now refuses every password for %s, the right one too, "+
 			"until it is power-cycled. Power-cycle the drive (a sedsim drive: sedctl reset --power-cycle %s), then try once more with the right password", name, name, d.spec)}}
-	case errors.Is(err, method.StatusNotAuthorized) && !a.Authority.IsZero() && startFailed(err):
+	case errors.Is(err, method.StatusNotAuthorized) && !a.Authority.IsZero() && (startFailed(err) || d.k != nil):
 		msg := fmt.Sprintf("the drive refused the password for %s (NOT_AUTHORIZED): it is wrong, or %s is disabled", name, name)
+		if d.k != nil {
+			// The kernel reports the status, not the step that failed.
+			msg = fmt.Sprintf("the drive refused the operation as %s (NOT_AUTHORIZED): the password is wrong, %s is disabled, or it may not do this (the kernel does not say which step failed)", name, name)
+		}
 		var left *uint64
 		switch n, ok := e.triesLeft(d, a.Authority); {
 		case ok:
@@ -166,7 +170,7 @@ func (e *env) explain(d *device, a opal.Auth, err error) error {
 // triesLeft asks the drive, anonymously (no try spent), how many tries who
 // has left. Opal lets only admins read them, so most drives do not say.
 func (e *env) triesLeft(d *device, who method.UID) (uint64, bool) {
-	if who == method.PSID {
+	if who == method.PSID || d.c == nil {
 		return 0, false
 	}
 	limit, tries, err := opal.Tries(e.ctx, d.c, spOf(who), opal.Anybody, who)
@@ -196,6 +200,9 @@ func (e *triesError) Unwrap() error { return &e.hinted }
 // maxRanges reads LockingInfo's MaxRanges, anonymously (no try spent) and
 // then as a; ok is false when the drive tells neither.
 func (e *env) maxRanges(d *device, a opal.Auth) (uint32, bool) {
+	if d.c == nil {
+		return 0, false // --via kernel: no ioctl reads LockingInfo
+	}
 	for _, who := range []opal.Auth{opal.Anybody, a} {
 		r, err := opal.Get(e.ctx, d.c, method.LockingSP, who, method.LockingInfo, method.Columns(opal.ColLockingInfoMaxRanges, opal.ColLockingInfoMaxRanges))
 		if err != nil {

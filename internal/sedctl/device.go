@@ -15,31 +15,30 @@ import (
 	"github.com/shiftlock/shiftlock/tcg/transport"
 	"github.com/shiftlock/shiftlock/tcg/transport/nvme"
 	"github.com/shiftlock/shiftlock/tcg/transport/scsi"
+	"github.com/shiftlock/shiftlock/tcg/transport/sedioctl"
 	opalwire "github.com/shiftlock/shiftlock/tcg/transport/wire"
 )
 
 // device is one open drive: its transport, a session Client on it, and its
-// identity, read once.
+// identity, read once. With --via kernel it is the kernel's sed-opal
+// ioctls instead (k), and t and c are nil (kernel_cmd.go).
 type device struct {
 	spec string // the argument as given
 	t    transport.Transport
 	c    *session.Client
+	k    *sedioctl.Kernel
 
 	idOnce sync.Once
 	id     transport.Identity
 	idErr  error
 }
 
-// errNoTransport marks a device path whose transport is not built in.
-var errNoTransport = errors.New("transport not available in this build")
-
 // Device transports other than sedsim's: the single switch point from a
 // device node to a tcg/transport backend. Variables, so that tests can put
 // a fake drive behind a node.
 var (
-	openNVMe     = deviceOpener("NVMe", nvme.Open)
-	openSCSI     = deviceOpener("SCSI/SATA", scsi.Open)
-	openSedIoctl = missingTransport("kernel sed-opal ioctls")
+	openNVMe = deviceOpener("NVMe", nvme.Open)
+	openSCSI = deviceOpener("SCSI/SATA", scsi.Open)
 )
 
 // deviceOpener gives a backend's errors their exit codes: a drive that is
@@ -64,17 +63,12 @@ func deviceOpener(what string, open func(string) (transport.Transport, error)) f
 	}
 }
 
-func missingTransport(what string) func(string) (transport.Transport, error) {
-	return func(path string) (transport.Transport, error) {
-		return nil, withCode(ExitUnsupported, fmt.Errorf("%s: the %s transport is %w", path, what, errNoTransport), "")
-	}
-}
-
 // openTransport maps a device argument to a transport: the only place that
 // does. "sim:PATH" or a Unix socket is sedsim over opalwire; /dev/nvme* is
 // NVMe Security Send/Receive; /dev/sd* SCSI SECURITY PROTOCOL IN/OUT (with
-// ATA pass-through as the backend's fallback); --via kernel the kernel's
-// sed-opal ioctls for the block device.
+// ATA pass-through as the backend's fallback). --via kernel is no
+// transport: the commands it covers open the kernel's sed-opal ioctls
+// instead (openKernel), and run refuses the others before they get here.
 func openTransport(ctx context.Context, spec, via string) (transport.Transport, error) {
 	if path, ok := strings.CutPrefix(spec, "sim:"); ok {
 		if via != "" {
@@ -85,7 +79,8 @@ func openTransport(ctx context.Context, spec, via string) (transport.Transport, 
 	switch via {
 	case "":
 	case "kernel":
-		return openSedIoctl(spec)
+		return nil, withCode(ExitUnsupported, fmt.Errorf("%s: the kernel's sed-opal ioctls carry whole Opal operations, not Security Send/Receive", spec),
+			"leave out --via kernel for this command")
 	default:
 		return nil, usageError(fmt.Errorf("--via %q: the only alternative path is 'kernel'", via))
 	}
@@ -147,6 +142,13 @@ func (e *env) openDevice(spec string) (*device, error) {
 // hashes), read once.
 func (d *device) identity(ctx context.Context) (transport.Identity, error) {
 	d.idOnce.Do(func() {
+		if d.t == nil {
+			d.id, d.idErr = identifyKernelDevice(ctx, d.spec)
+			if d.idErr != nil {
+				d.idErr = noSerialError(d.spec, d.idErr)
+			}
+			return
+		}
 		d.id, d.idErr = d.t.Identify(ctx)
 		if d.idErr != nil {
 			d.idErr = fmt.Errorf("identify %s: %w", d.spec, d.idErr)

@@ -30,7 +30,7 @@ var optionSpecs = map[string]optSpec{
 	"json":              {optBool, "", "print JSON (stable snake_case fields) instead of tables"},
 	"trace":             {optBool, "", "decode every IF-SEND/IF-RECV to stderr (PINs redacted)"},
 	"help":              {optBool, "", "show help"},
-	"via":               {optString, "kernel", "reach a block device through the kernel's sed-opal ioctls instead of raw Security Send/Receive"},
+	"via":               {optString, "kernel", "use the kernel's sed-opal ioctls (IOC_OPAL_*) on the block device instead of Security Send/Receive: for query, is-valid, setup, take-ownership, activate, password set, user enable, range *, mbr * but status, datastore, revert, psid-revert, reset (STACK_RESET); other commands refuse it"},
 	"hash":              {optString, "SCHEME", "password to PIN derivation (default sedutil-sha1; see 'sedctl hash --list')"},
 	"password-file":     {optString, "FILE", "read the password from the first line of FILE (mode 0600 or stricter)"},
 	"password-fd":       {optString, "N", "read the password from the first line of file descriptor N"},

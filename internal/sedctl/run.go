@@ -119,6 +119,13 @@ func (e *env) run(args []string) error {
 			return usageError(fmt.Errorf("--hash %s: %w (sedctl hash --list shows the schemes)", name, err))
 		}
 	}
+	if e.opts.has("via") && !strings.HasPrefix(cmd.path, "resume ") {
+		run, err := viaKernel(e, cmd, rest)
+		if err != nil {
+			return err
+		}
+		return run(e, rest)
+	}
 	return cmd.run(e, rest)
 }
 
