@@ -544,20 +544,38 @@ func (n *overlayNode) Lseek(ctx context.Context, fh fs.FileHandle, off uint64, w
 	return uint64(r), 0
 }
 
-// OpendirHandle takes a snapshot of the merged listing, in the order of its
-// entries' offsets, which are hashes of their names (see mergedDir): so
-// telldir/seekdir and a listing resumed in later calls are stable, across
-// handles too, as the kernel's listing cache needs.
+// OpendirHandle opens a merged directory. Its listing is a snapshot, taken
+// at the first read, in the order of its entries' offsets, which are hashes
+// of their names (see mergedDir): so telldir/seekdir and a listing resumed
+// in later calls are stable, across handles too, as the kernel's listing
+// cache needs. Taken at the first read, not here: while the kernel serves
+// the listing from its cache it opens the directory but never reads it, and
+// merging the layers of a large directory is most of a cold listing's cost.
 func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	_, release, errno := n.dir() // what the open would fail with, it fails with now
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	release()
+	// The kernel may keep the listing: every change to it goes through this
+	// mount with this directory as parent (create, unlink, rename, copy-up
+	// and whiteouts alike), and the kernel drops its cached listing on each
+	// of those; the lowers never change and the upper is ours alone.
+	return &mergedDir{load: n.mergedListing}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// mergedListing lists the merged directory: ".", "..", then every visible
+// entry of every layer, sorted by offset.
+func (n *overlayNode) mergedListing() ([]fuse.DirEntry, syscall.Errno) {
 	f := n.fsys
 	e, release, errno := n.dir()
 	if errno != 0 {
-		return nil, 0, errno
+		return nil, errno
 	}
 	defer release()
 	ents, err := f.ov.stack.ReadDir(e)
 	if err != nil {
-		return nil, 0, toErrno(f.log, "readdir", err)
+		return nil, toErrno(f.log, "readdir", err)
 	}
 	// d_ino is what stat shows: the topmost object's inode number, mixed
 	// with the device of the layer it comes from.
@@ -565,7 +583,7 @@ func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileH
 	for _, d := range e.Dirs {
 		var st unix.Stat_t
 		if err := fstatPath(d.Fd, &st); err != nil {
-			return nil, 0, toErrno(f.log, "stat", err)
+			return nil, toErrno(f.log, "stat", err)
 		}
 		devs[d.Layer] = st.Dev
 	}
@@ -584,11 +602,7 @@ func (n *overlayNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileH
 	slices.SortFunc(list, func(a, b fuse.DirEntry) int {
 		return cmp.Or(cmp.Compare(a.Off, b.Off), strings.Compare(a.Name, b.Name))
 	})
-	// The kernel may keep the listing: every change to it goes through this
-	// mount with this directory as parent (create, unlink, rename, copy-up
-	// and whiteouts alike), and the kernel drops its cached listing on each
-	// of those; the lowers never change and the upper is ours alone.
-	return &mergedDir{ents: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return list, 0
 }
 
 func (n *overlayNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -643,8 +657,22 @@ func lowersName(lowers []string) string { return "overlay:" + strings.Join(lower
 // throughout is skipped or repeated, and an offset past the end is simply
 // the end.
 type mergedDir struct {
+	load func() ([]fuse.DirEntry, syscall.Errno) // the snapshot, taken at the first read or seek
 	ents []fuse.DirEntry
 	idx  int
+}
+
+// snapshot takes the listing if it has not been taken yet.
+func (d *mergedDir) snapshot() syscall.Errno {
+	if d.load == nil {
+		return 0
+	}
+	ents, errno := d.load()
+	if errno != 0 {
+		return errno
+	}
+	d.ents, d.load = ents, nil
+	return 0
 }
 
 // nameOffset is the offset of a name: 62 bits of its FNV-1a hash, above
@@ -656,6 +684,9 @@ func nameOffset(name string) uint64 {
 }
 
 func (d *mergedDir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := d.snapshot(); errno != 0 {
+		return nil, errno
+	}
 	if d.idx >= len(d.ents) {
 		return nil, 0
 	}
@@ -670,6 +701,9 @@ func (d *mergedDir) Releasedir(ctx context.Context, releaseFlags uint32) {}
 // Two names whose hashes collide share an offset; a listing resumed at it
 // may repeat the second, never skip it.
 func (d *mergedDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if errno := d.snapshot(); errno != 0 {
+		return errno
+	}
 	i, found := slices.BinarySearchFunc(d.ents, off, func(e fuse.DirEntry, off uint64) int { return cmp.Compare(e.Off, off) })
 	if found {
 		i++
