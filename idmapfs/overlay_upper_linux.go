@@ -422,6 +422,68 @@ func parentOf(path []*overlay.Entry) *overlay.Entry {
 	return path[len(path)-2]
 }
 
+// upperPath is the short way to what a change of n needs when n's topmost
+// object is in the upper already, so nothing is to be copied up: n's own
+// entry and, for a non-directory, its parent's (path's last two), found
+// from n and its parent instead of afresh from the root (wpath: a lookup
+// in every layer for every ancestor). The entries are copies the caller
+// closes. ok is false when n needs wpath. The caller holds ov.wmu.
+func (n *overlayNode) upperPath() (path []*overlay.Entry, ok bool) {
+	ov := n.fsys.ov
+	if ov.upper == nil || n.getKey().dev != ov.upperDev {
+		return nil, false
+	}
+	e, pe, release, errno := n.pin()
+	if errno != 0 {
+		return nil, false
+	}
+	defer release()
+	if !ov.stack.InUpper(e) || e.Indexed || (devIno{e.Stat.Dev, e.Stat.Ino}) != n.getKey() {
+		return nil, false
+	}
+	for _, src := range []*overlay.Entry{pe, e} {
+		if src == nil {
+			continue
+		}
+		c, err := cloneEntry(src)
+		if err != nil {
+			closeAll(path)
+			return nil, false
+		}
+		path = append(path, c)
+	}
+	return path, true
+}
+
+// cloneEntry copies e with descriptors of its own, so that it outlives the
+// pin it came from (a node's cached directory entry is pinned under the
+// node's lock, which a change may need).
+func cloneEntry(e *overlay.Entry) (*overlay.Entry, error) {
+	c := *e
+	c.Fd, c.Dirs = -1, make([]overlay.LayerDir, 0, len(e.Dirs))
+	dup := func(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
+	for _, d := range e.Dirs {
+		fd, err := dup(d.Fd)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.Dirs = append(c.Dirs, overlay.LayerDir{Layer: d.Layer, Fd: fd})
+		if d.Fd == e.Fd {
+			c.Fd = fd // Close closes it once
+		}
+	}
+	if c.Fd < 0 && e.Fd >= 0 {
+		fd, err := dup(e.Fd)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.Fd = fd
+	}
+	return &c, nil
+}
+
 // changeSelf copies n up and runs fn on its upper copy (the last entry of
 // path), under ov.wmu. check, if not nil, runs on the entry before the
 // copy-up and can refuse the change.
@@ -433,6 +495,15 @@ func (n *overlayNode) changeSelf(check func(path []*overlay.Entry) syscall.Errno
 	}
 	ov.wmu.Lock()
 	defer ov.wmu.Unlock()
+	if path, ok := n.upperPath(); ok {
+		defer closeAll(path)
+		if check != nil {
+			if e := check(path); e != 0 {
+				return e
+			}
+		}
+		return fn(path)
+	}
 	path, nodes, errno := n.wpath()
 	if errno != 0 {
 		return errno
@@ -615,9 +686,13 @@ func (n *overlayNode) changeChild(name string, check func(pe, child *overlay.Ent
 	}
 	ov.wmu.Lock()
 	defer ov.wmu.Unlock()
-	path, nodes, errno := n.wpath()
-	if errno != 0 {
-		return errno
+	path, ok := n.upperPath()
+	var nodes []*overlayNode // nil: n is in the upper, nothing to copy up
+	if !ok {
+		var errno syscall.Errno
+		if path, nodes, errno = n.wpath(); errno != 0 {
+			return errno
+		}
 	}
 	defer closeAll(path)
 	pe := path[len(path)-1]
@@ -636,8 +711,10 @@ func (n *overlayNode) changeChild(name string, check func(pe, child *overlay.Ent
 	if e := check(pe, child); e != 0 {
 		return e
 	}
-	if e := ov.copyUp(f, path, nodes); e != 0 {
-		return e
+	if nodes != nil {
+		if e := ov.copyUp(f, path, nodes); e != 0 {
+			return e
+		}
 	}
 	return fn(pe, child, pe.Dirs[0].Fd)
 }
