@@ -413,7 +413,10 @@ func (n *overlayNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	if errno != 0 {
 		return nil, errno
 	}
-	e, err := f.ov.stack.Lookup(pe, name)
+	// No descriptors are kept from a lookup: a directory node finds its
+	// own on first use. (go-fuse may drop the node returned here in favour
+	// of one a concurrent lookup registered, and would never forget it.)
+	st, merged, err := f.ov.stack.LookupStat(pe, name)
 	release()
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -422,11 +425,6 @@ func (n *overlayNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 		}
 		return nil, toErrno(f.log, "lookup", err)
 	}
-	// The entry's descriptors are not kept: a directory node finds its own
-	// on first use. (go-fuse may drop the node returned here in favour of
-	// one a concurrent lookup registered, and would never forget it.)
-	st, merged := e.Stat, len(e.Dirs) > 1
-	e.Close()
 	return n.childNode(ctx, &st, merged, out), 0
 }
 

@@ -224,6 +224,14 @@ func TestLookup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		e, err := s.Lookup(root, tc.name)
+		// LookupStat finds the same, without descriptors.
+		st, merged, serr := s.LookupStat(root, tc.name)
+		if tc.wantErr != 0 && !isErrno(serr, tc.wantErr) {
+			t.Errorf("LookupStat(%q) = %v; want %v", tc.name, serr, tc.wantErr)
+		}
+		if tc.wantErr == 0 && err == nil && (serr != nil || st != e.Stat || merged != (len(e.Dirs) > 1)) {
+			t.Errorf("LookupStat(%q) = %v, merged %v, %v; Lookup found %v, %d dirs", tc.name, st, merged, serr, e.Stat, len(e.Dirs))
+		}
 		if tc.wantErr != 0 {
 			if !isErrno(err, tc.wantErr) {
 				t.Errorf("Lookup(%q) = %v; want %v", tc.name, err, tc.wantErr)

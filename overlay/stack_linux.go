@@ -312,6 +312,44 @@ func (s *Stack) Lookup(parent *Entry, name string) (*Entry, error) {
 	return e, nil
 }
 
+// LookupStat is Lookup for a caller that needs only what name resolves to
+// (its topmost object's attributes, and whether it is a directory merged
+// from several layers), not descriptors: a non-directory takes one fstatat
+// per layer down to it, no open and close. Directories, and lower files
+// with several names (whose attributes may come from the index), are
+// looked up in full.
+func (s *Stack) LookupStat(parent *Entry, name string) (st unix.Stat_t, merged bool, err error) {
+	if err := checkName(name); err != nil {
+		return st, false, &os.PathError{Op: "lookup", Path: name, Err: err}
+	}
+	if !parent.IsDir() {
+		return st, false, &os.PathError{Op: "lookup", Path: name, Err: unix.ENOTDIR}
+	}
+	for _, d := range parent.Dirs {
+		if err := lstatat(d.Fd, name, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return st, false, fmt.Errorf("overlay: lookup %q: %w", name, err)
+		}
+		top := Entry{Layer: d.Layer, Stat: st}
+		switch {
+		case isWhiteout(&st):
+			return st, false, &os.PathError{Op: "lookup", Path: name, Err: unix.ENOENT}
+		case top.IsDir(), s.hardLinked(&top):
+			e, err := s.Lookup(parent, name)
+			if err != nil {
+				return st, false, err
+			}
+			st, merged = e.Stat, len(e.Dirs) > 1
+			e.Close()
+			return st, merged, nil
+		}
+		return st, false, nil
+	}
+	return st, false, &os.PathError{Op: "lookup", Path: name, Err: unix.ENOENT}
+}
+
 // hardLinked reports whether e is a lower regular file with several names,
 // which copy up through the index.
 func (s *Stack) hardLinked(e *Entry) bool {
