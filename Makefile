@@ -4,7 +4,7 @@ BIN     := bin
 ROOTFS  ?=
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build demo test bench deps install clean
+.PHONY: all build demo test bench deps install uninstall clean
 
 all: build
 
@@ -28,10 +28,14 @@ test: deps build
 bench: deps build
 	./scripts/bench.sh
 
-# Installs idmapfs and its mount(8) helper (mount -t fuse.idmapfs, fstab).
+# Installs idmapfs and its mount(8) helper (mount -t fuse.idmapfs, fstab),
+# sedctl and sedsim.
 install: build
-	install -m 0755 $(BIN)/idmapfs /usr/local/bin/idmapfs
+	install -m 0755 $(BIN)/idmapfs $(BIN)/sedctl $(BIN)/sedsim /usr/local/bin/
 	ln -sf /usr/local/bin/idmapfs /sbin/mount.fuse.idmapfs
+
+uninstall:
+	rm -f /usr/local/bin/idmapfs /usr/local/bin/sedctl /usr/local/bin/sedsim /sbin/mount.fuse.idmapfs
 
 clean:
 	-rm -rf $(BIN)

@@ -497,6 +497,10 @@ func cmdMountHelper(ctx context.Context, args []string, stdout, stderr io.Writer
 		case "", "rw", "defaults", "auto", "noauto", "user", "nouser", "nofail", "_netdev", "nosuid", "nodev", "exec", "noexec", "atime", "noatime", "relatime":
 		case "ro", "suid", "dev", "writeback", "direct-io", "no-passthrough", "debug", "userxattr":
 			margs = append(margs, "--"+k)
+		case "allow-suid", "allow-dev":
+			// mount(8) keeps suid and dev to itself (they are its
+			// defaults) and never passes them on: these names reach us.
+			margs = append(margs, "--"+strings.TrimPrefix(k, "allow-"))
 		case "lower", "lowerdir":
 			if !hasV {
 				return usagef("mount option %s needs a value", k)

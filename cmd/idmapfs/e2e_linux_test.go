@@ -600,6 +600,22 @@ func TestE2EMountHelper(t *testing.T) {
 	}
 	e2eWaitNoDaemon(t, mnt)
 
+	// suid and dev never reach a helper (mount(8) keeps them, its
+	// defaults): allow-suid and allow-dev do.
+	r = e2eRun(t, "", "mount", "-t", "fuse.idmapfs", "-o", "allow-suid,allow-dev,map=0:100000:65536", src, mnt)
+	if r.code != 0 {
+		t.Fatalf("mount -t fuse.idmapfs -o allow-suid,allow-dev,...: %s", r)
+	}
+	for _, m := range e2eMountinfo(t) {
+		if m.mountpoint == mnt && (strings.Contains(m.options, "nosuid") || strings.Contains(m.options, "nodev")) {
+			t.Errorf("-o allow-suid,allow-dev: mount options %q; want neither nosuid nor nodev", m.options)
+		}
+	}
+	if r := e2eRun(t, "", "umount", mnt); r.code != 0 {
+		t.Errorf("umount: %s", r)
+	}
+	e2eWaitNoDaemon(t, mnt)
+
 	// Overlay mode, as fstab would give it: the source only names the
 	// mount; the layers are options.
 	upper := filepath.Join(filepath.Dir(mnt), "upper")
