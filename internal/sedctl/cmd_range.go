@@ -368,6 +368,25 @@ func cmdRangeAddUser(e *env, args []string) error {
 	if err := opal.AddUserToRange(e.ctx, d.c, a, lo-0x30000, n); err != nil {
 		return e.explainRange(d, a, n, err)
 	}
-	return e.done(d, "range add-user", u32(n), fmt.Sprintf("%s may now lock and unlock range %d (enable it with 'sedctl user enable %s', give it a password with 'sedctl password set --authority %s')",
-		authName(user), n, strings.ToLower(authName(user)), strings.ToLower(authName(user))))
+	msg := fmt.Sprintf("%s may now lock and unlock range %d", authName(user), n)
+	if !userEnabled(e, d, a, user) {
+		name := strings.ToLower(authName(user))
+		msg += fmt.Sprintf(" once enabled: 'sedctl user enable %s', and give it a password with 'sedctl password set --authority %s'", name, name)
+	}
+	return e.done(d, "range add-user", u32(n), msg)
+}
+
+// userEnabled reports whether the drive says user is enabled; true when it
+// does not say (the hint to enable it is then left out rather than wrong).
+func userEnabled(e *env, d *device, a opal.Auth, user method.UID) bool {
+	r, err := opal.Get(e.ctx, d.c, method.LockingSP, a, user, method.Columns(opal.ColAuthorityEnabled, opal.ColAuthorityEnabled))
+	if err != nil {
+		return true
+	}
+	v, ok := r.Column(opal.ColAuthorityEnabled)
+	if !ok {
+		return true
+	}
+	b, err := v.AsBool()
+	return err != nil || b
 }

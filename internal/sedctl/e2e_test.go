@@ -430,7 +430,13 @@ func TestRanges(t *testing.T) {
 	mustRun(t, "user", "enable", "user1", "--password-file", pw, s.dev)
 	mustRun(t, "password", "set", "--authority", "user1", "--password-file", pw, "--new-password-file", user, s.dev)
 	wantCode(t, 1, []string{"may not do this"}, "range", "lock", "1", "--as", "user1", "--password-file", user, s.dev)
-	runJSON(t, &d, "range", "add-user", "1", "user1", "--password-file", pw, s.dev)
+	// User1 is enabled already: no hint to enable it. User2 is not.
+	if r := mustRun(t, "range", "add-user", "1", "user1", "--password-file", pw, s.dev); strings.Contains(r.stdout, "user enable") {
+		t.Errorf("add-user of an enabled user hints to enable it: %v", r)
+	}
+	if r := mustRun(t, "range", "add-user", "2", "user2", "--password-file", pw, s.dev); !strings.Contains(r.stdout, "once enabled: 'sedctl user enable user2'") {
+		t.Errorf("add-user of a disabled user gives no hint to enable it: %v", r)
+	}
 	runJSON(t, &d, "range", "enable", "1", "--password-file", pw, s.dev)
 	runJSON(t, &d, "range", "lock", "1", "--as", "user1", "--password-file", user, s.dev)
 	if s.readable(1024) {
