@@ -649,6 +649,10 @@ func TestResumeE2ERestart(t *testing.T) {
 	}
 
 	d = env.startDaemon(sock, conf, "--debounce", "0")
+	text := env.ctl(append([]string{"resume", "status"}, loc...)...).stdout
+	if !strings.Contains(text, "key: prompt (kept nowhere") || !strings.Contains(text, keyFile+" (re-armed at boot)") {
+		t.Errorf("resume status does not tell the key stores apart:\n%s", text)
+	}
 	st := env.status(d, runDir)
 	if len(st.Daemon.Entries) != 1 || st.Daemon.Entries[0].Device != withFile.dev || st.Daemon.Entries[0].State != "armed" ||
 		!strings.HasPrefix(st.Daemon.Entries[0].Source, "file") {

@@ -28,8 +28,8 @@ const (
 	DefaultConfig  = "/etc/sedctl/resume.conf"
 	DefaultRunDir  = "/run/sedctl"
 	DefaultKeyDir  = "/etc/sedctl/keys"
-	DefaultSedctl  = "/usr/bin/sedctl"
-	CredentialBase = "sedctl-resume." // credential names start so (ImportCredential=sedctl-resume.*)
+	DefaultSedctl  = "/usr/local/bin/sedctl" // where make install puts it
+	CredentialBase = "sedctl-resume."        // credential names start so (ImportCredential=sedctl-resume.*)
 )
 
 // Opener opens a device for the daemon and for Enable: the CLI's device

@@ -329,3 +329,13 @@ func TestCredentialStorageRearm(t *testing.T) {
 	}
 	td.wantReadable(1, true)
 }
+
+// TestWriteRunNothingArmed: a notification with nothing armed says so, not
+// "unlocked in 3µs (0 sessions)".
+func TestWriteRunNothingArmed(t *testing.T) {
+	var b strings.Builder
+	writeRun(&b, &RunReport{Trigger: "notify"})
+	if got := b.String(); got != "nothing armed to unlock\n" {
+		t.Errorf("writeRun of an empty run = %q", got)
+	}
+}

@@ -72,7 +72,7 @@ func Status(ctx context.Context, opts StatusOptions, w io.Writer) error {
 		}
 		return hexUID
 	}
-	fmt.Fprintln(w, "Configured (re-armed at boot):")
+	fmt.Fprintln(w, "Configured:")
 	if r.ConfigError != "" {
 		fmt.Fprintf(w, "  error: %s\n", r.ConfigError)
 	}
@@ -84,12 +84,12 @@ func Status(ctx context.Context, opts StatusOptions, w io.Writer) error {
 		if e.All {
 			rs = "all"
 		}
-		where := e.Storage
+		where := e.Storage + " (kept nowhere: enable again after each boot)"
 		switch e.Storage {
 		case StorageFile:
-			where += " " + e.KeyFile
+			where = e.Storage + " " + e.KeyFile + " (re-armed at boot)"
 		case StorageCredential:
-			where += " " + e.Credential
+			where = e.Storage + " " + e.Credential + " (re-armed at boot)"
 		}
 		fmt.Fprintf(w, "  %s as %s, ranges %s: %s path, key: %s\n", e.Device, name(e.Authority), rs, e.Path, where)
 	}
@@ -120,9 +120,14 @@ func Status(ctx context.Context, opts StatusOptions, w io.Writer) error {
 	for _, u := range d.Unarmed {
 		fmt.Fprintf(w, "  %s as %s: NOT ARMED: %s\n", u.Device, u.Authority, u.Reason)
 	}
-	if d.LastRun != nil {
+	switch {
+	case d.LastRun == nil:
+	case len(d.LastRun.Drives) == 0:
+		fmt.Fprintf(w, "  last resume: %s by %s, nothing armed to unlock\n", d.LastRun.Start.Format(time.DateTime), d.LastRun.Trigger)
+	default:
+		// Configured entries it holds no key for stayed locked too.
 		fmt.Fprintf(w, "  last resume unlock: %s by %s, %s, %d exchanges, ok: %v\n", d.LastRun.Start.Format(time.DateTime),
-			d.LastRun.Trigger, d.LastRun.Duration.Round(time.Microsecond), d.LastRun.Exchanges(), d.LastRun.OK())
+			d.LastRun.Trigger, d.LastRun.Duration.Round(time.Microsecond), d.LastRun.Exchanges(), d.LastRun.OK() && len(d.Unarmed) == 0)
 	}
 	return nil
 }
@@ -168,6 +173,10 @@ func writeRun(w io.Writer, r *RunReport) {
 	sessions := "sessions"
 	if len(r.Drives) == 1 {
 		sessions = "session"
+	}
+	if len(r.Drives) == 0 {
+		fmt.Fprintln(w, "nothing armed to unlock")
+		return
 	}
 	fmt.Fprintf(w, "%s in %s (%d %s, %d exchanges)\n", how, r.Duration.Round(time.Microsecond), len(r.Drives), sessions, r.Exchanges())
 	for _, d := range r.Drives {
