@@ -47,6 +47,32 @@ func LockingRanges(ctx context.Context, c *session.Client, a opal.Auth) ([]uint3
 	return out, nil
 }
 
+// CheckRangesExist refuses ranges the drive does not have: above
+// LockingInfo's MaxRanges (Opal 2 4.3.5.1; 0 on a Pyrite drive, which has
+// the global range only). LockingInfo is read by Anybody, so this costs no
+// try; a drive that does not answer leaves the check to the unlock.
+func CheckRangesExist(ctx context.Context, c *session.Client, ranges []uint32) error {
+	r, err := opal.Get(ctx, c, method.LockingSP, opal.Auth{}, method.LockingInfo,
+		method.Columns(opal.ColLockingInfoMaxRanges, opal.ColLockingInfoMaxRanges))
+	if err != nil {
+		return nil
+	}
+	v, ok := r.Column(opal.ColLockingInfoMaxRanges)
+	if !ok {
+		return nil
+	}
+	maxRanges, err := v.AsUint()
+	if err != nil {
+		return nil
+	}
+	for _, n := range ranges {
+		if uint64(n) > maxRanges {
+			return fmt.Errorf("range %d does not exist: the drive has ranges 0..%d (0 is the global range)", n, maxRanges)
+		}
+	}
+	return nil
+}
+
 // loadKey reads an entry's stored key: key file or credential. Prompt mode
 // has none.
 func loadKey(e ConfigEntry, owner uint32, credDir string) (hash.PIN, error) {

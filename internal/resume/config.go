@@ -58,7 +58,9 @@ const configVersion = 1
 // file must belong to owner and not be writable by group or others, since
 // it says which files hold keys.
 func LoadConfig(path string, owner uint32) (*Config, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO in its place must not hang the daemon (the mode
+	// check below refuses it).
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Version: configVersion}, nil
 	}
@@ -151,15 +153,29 @@ func (c *Config) Save(path string) error {
 	return nil
 }
 
-// upsert replaces the entry for the same device and authority, or adds e.
-func (c *Config) upsert(e ConfigEntry) {
+// upsert records e for its device and authority, and returns the entry it
+// replaced (nil if none). On the same path the ranges add up, as they do
+// in the daemon and in the kernel path: enabling range 2 after range 1
+// arms both, and a restarted daemon must arm both again.
+func (c *Config) upsert(e ConfigEntry) *ConfigEntry {
 	for i := range c.Entries {
-		if c.Entries[i].Device == e.Device && c.Entries[i].Authority == e.Authority {
-			c.Entries[i] = e
-			return
+		p := &c.Entries[i]
+		if p.Device != e.Device || p.Authority != e.Authority {
+			continue
 		}
+		prev := *p
+		if p.Path == e.Path {
+			if p.All || e.All {
+				e.All, e.Ranges = true, nil
+			} else {
+				e.Ranges = mergeRanges(p.Ranges, e.Ranges)
+			}
+		}
+		*p = e
+		return &prev
 	}
 	c.Entries = append(c.Entries, e)
+	return nil
 }
 
 // remove drops the entries of device (of authority, if not empty) and

@@ -511,15 +511,18 @@ func (d *Daemon) Unregister(device string, a method.UID, ranges []uint32) error 
 	if drv == nil {
 		return fmt.Errorf("unregister: %s is not armed", device)
 	}
+	changed := false
 	for u, e := range drv.auths {
 		if !a.IsZero() && u != a {
 			continue
 		}
+		before := len(e.ranges)
 		if len(ranges) > 0 {
 			e.ranges = slices.DeleteFunc(e.ranges, func(n uint32) bool { return slices.Contains(ranges, n) })
 		} else {
 			e.ranges = nil
 		}
+		changed = changed || len(e.ranges) != before
 		if len(e.ranges) == 0 {
 			d.vault.Free(e.slot)
 			delete(drv.auths, u)
@@ -528,6 +531,10 @@ func (d *Daemon) Unregister(device string, a method.UID, ranges []uint32) error 
 	if len(drv.auths) == 0 {
 		drv.t.Close()
 		delete(d.drives, device)
+	}
+	if !changed {
+		// Nothing held matches: say so rather than "zeroised".
+		return fmt.Errorf("unregister: %s is not armed for that authority or those ranges", device)
 	}
 	d.log.Info("disarmed", "device", device, "ranges", ranges)
 	return nil
@@ -612,8 +619,10 @@ func (d *Daemon) handleTrigger(ctx context.Context, tr *trigger) *RunReport {
 	last := d.lastRun
 	d.mu.Unlock()
 	// A detected suspend already covered by a run, or a notification
-	// right after a run with no suspend in between, is that run.
-	if seen && (tr.source == "detect" || recent) && last != nil {
+	// right after a successful run with no suspend in between, is that
+	// run. After a failed run a notification tries again: the drive may
+	// have come back since (a refused key is not retried either way).
+	if seen && last != nil && (tr.source == "detect" || (recent && last.OK())) {
 		rep := *last
 		rep.Coalesced, rep.Trigger = true, tr.source
 		d.log.Debug("resume event joins the previous unlock", "trigger", tr.source)

@@ -2,18 +2,23 @@ package resume
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shiftlock/shiftlock/sim"
 	"github.com/shiftlock/shiftlock/tcg/hash"
 	"github.com/shiftlock/shiftlock/tcg/method"
+	"github.com/shiftlock/shiftlock/tcg/transport"
 )
 
 // Register, power-cycle: locked; notify post: the daemon unlocks every
@@ -390,5 +395,181 @@ func TestDisableDaemonPath(t *testing.T) {
 	cfg, err := LoadConfig(filepath.Join(dir, "resume.conf"), uint32(os.Getuid()))
 	if err != nil || len(cfg.Entries) != 0 {
 		t.Errorf("config after disable: %+v %v", cfg, err)
+	}
+}
+
+// A range the drive does not have is refused by Enable, which arms nothing:
+// armed, it made every resume unlock fail (INVALID_PARAMETER). Pyrite has the
+// global range only.
+func TestEnableRangeThatDoesNotExist(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    sim.Config
+		ranges []uint32
+	}{
+		{"opal2 range 9 of 8", sim.Config{Ranges: 8}, []uint32{0, 9}},
+		{"opal2 range 65535", sim.Config{}, []uint32{65535}},
+		{"pyrite2 range 1", sim.Config{Profile: sim.Pyrite2, MBRSize: 1}, []uint32{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := shortDir(t)
+			nranges := 1
+			if tc.cfg.Profile == sim.Pyrite2 {
+				nranges = 0
+			}
+			td := newTestDrive(t, dir, "a", tc.cfg, hash.None, nranges)
+			dm := startDaemon(t, dir, DaemonOptions{})
+			pw := filepath.Join(dir, "pw")
+			if err := os.WriteFile(pw, []byte(adminPassword+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err := Enable(td.ctx, EnableOptions{Device: td.spec, Open: simOpen, Ranges: tc.ranges, Hash: hash.None,
+				Password: PasswordSource{File: pw, FileOwner: -1}, Socket: dm.socket,
+				Config: filepath.Join(dir, "resume.conf"), RunDir: filepath.Join(dir, "run")}, &out)
+			if err == nil || !strings.Contains(err.Error(), "does not exist") {
+				t.Fatalf("Enable(ranges %v) = %v; want a range that does not exist\n%s", tc.ranges, err, out.String())
+			}
+			if st := dm.d.Status(); len(st.Entries) != 0 {
+				t.Errorf("daemon holds %+v", st.Entries)
+			}
+		})
+	}
+}
+
+// Enabling the same drive and authority again adds ranges in the
+// configuration as it does in the daemon, so that a restarted daemon arms
+// the same ranges; and a key stored before in another file is removed
+// (nothing names it any more, so disable would leave it behind).
+func TestEnableAgainMergesRangesAndMovesKey(t *testing.T) {
+	dir := shortDir(t)
+	td := newTestDrive(t, dir, "a", sim.Config{}, hash.None, 2)
+	conf := filepath.Join(dir, "resume.conf")
+	dm := startDaemon(t, dir, DaemonOptions{})
+	k1, k2 := filepath.Join(dir, "k1"), filepath.Join(dir, "k2")
+	enable(t, td, dir, dm, EnableOptions{Ranges: []uint32{1}, Storage: StorageFile, KeyFile: k1})
+	out := enable(t, td, dir, dm, EnableOptions{Ranges: []uint32{2}, Storage: StorageFile, KeyFile: k2})
+	if _, err := os.Stat(k1); err == nil {
+		t.Errorf("old key file %s left behind\n%s", k1, out)
+	}
+	cfg, err := LoadConfig(conf, uint32(os.Getuid()))
+	if err != nil || len(cfg.Entries) != 1 || !slices.Equal(cfg.Entries[0].Ranges, []uint32{1, 2}) || cfg.Entries[0].KeyFile != k2 {
+		t.Fatalf("config = %+v, %v; want ranges [1 2] and key file %s", cfg, err, k2)
+	}
+	dm.stop()
+	dm2 := startDaemon(t, dir, DaemonOptions{Config: conf, KeyFileOwner: uint32(os.Getuid())})
+	if st := dm2.d.Status(); len(st.Entries) != 1 || !slices.Equal(st.Entries[0].Ranges, []uint32{1, 2}) {
+		t.Fatalf("after restart: %+v", st)
+	}
+
+	// Back to prompt mode: no key stays on disk.
+	enable(t, td, dir, dm2, EnableOptions{Ranges: []uint32{1}})
+	if _, err := os.Stat(k2); err == nil {
+		t.Errorf("key file %s left behind in prompt mode", k2)
+	}
+}
+
+// Disabling an authority or a range that the daemon does not hold is
+// "nothing is armed", not a report that keys were zeroised; what is armed
+// stays armed.
+func TestDisableWhatIsNotArmed(t *testing.T) {
+	dir := shortDir(t)
+	td := newTestDrive(t, dir, "a", sim.Config{}, hash.None, 1)
+	dm := startDaemon(t, dir, DaemonOptions{})
+	enable(t, td, dir, dm, EnableOptions{Ranges: []uint32{1}})
+	for _, o := range []DisableOptions{{Authority: method.User(3)}, {Ranges: []uint32{5}}} {
+		o.Device, o.Socket, o.Config, o.RunDir = td.spec, dm.socket, filepath.Join(dir, "resume.conf"), filepath.Join(dir, "run")
+		var out bytes.Buffer
+		err := Disable(td.ctx, o, &out)
+		if err == nil || !strings.Contains(err.Error(), "nothing is armed") || strings.Contains(out.String(), "zeroised") {
+			t.Errorf("Disable(%+v) = %v\n%s; want nothing is armed", o, err, out.String())
+		}
+	}
+	if st := dm.d.Status(); len(st.Entries) != 1 || !slices.Equal(st.Entries[0].Ranges, []uint32{1}) {
+		t.Errorf("daemon after disabling nothing: %+v", st.Entries)
+	}
+}
+
+// flakyTransport fails every exchange while broken is set: a drive that is
+// not back yet.
+type flakyTransport struct {
+	transport.Transport
+	broken *atomic.Bool
+}
+
+func (f flakyTransport) IFSend(ctx context.Context, proto uint8, spsp uint16, data []byte) error {
+	if f.broken.Load() {
+		return errors.New("drive not ready")
+	}
+	return f.Transport.IFSend(ctx, proto, spsp, data)
+}
+
+// A notification right after a failed run runs again rather than joining
+// it: the failure used to be handed back for the whole debounce window
+// while the drive, back by then, stayed locked.
+func TestNotifyAfterFailedRunRetries(t *testing.T) {
+	dir := shortDir(t)
+	td := newTestDrive(t, dir, "a", sim.Config{}, hash.None, 1)
+	var broken atomic.Bool
+	clk := &fakeClock{}
+	dm := startDaemon(t, dir, DaemonOptions{Clock: clk, Debounce: time.Hour,
+		Open: func(ctx context.Context, dev string) (transport.Transport, error) {
+			tr, err := simOpen(ctx, dev)
+			if err != nil {
+				return nil, err
+			}
+			return flakyTransport{tr, &broken}, nil
+		}})
+	enable(t, td, dir, dm, EnableOptions{Ranges: []uint32{1}})
+	td.d.PowerCycle()
+	clk.suspend(10 * time.Second)
+	broken.Store(true)
+	if rep := notify(t, td.ctx, dm.socket); rep.OK() {
+		t.Fatalf("run with the drive away = %+v; want a failure", rep)
+	}
+	broken.Store(false)
+	rep := notify(t, td.ctx, dm.socket)
+	if rep.Coalesced || !rep.OK() {
+		t.Fatalf("notify after a failed run = %+v; want a fresh, good unlock", rep)
+	}
+	td.wantReadable(1, true)
+}
+
+// A relative --key-file is recorded as an absolute name: the daemon and the
+// boot unit run in /, where the relative name found no key.
+func TestEnableRelativeKeyFile(t *testing.T) {
+	dir := shortDir(t)
+	td := newTestDrive(t, dir, "a", sim.Config{}, hash.None, 1)
+	dm := startDaemon(t, dir, DaemonOptions{})
+	t.Chdir(dir)
+	enable(t, td, dir, dm, EnableOptions{Ranges: []uint32{1}, Storage: StorageFile, KeyFile: "rel.key"})
+	cfg, err := LoadConfig(filepath.Join(dir, "resume.conf"), uint32(os.Getuid()))
+	if err != nil || len(cfg.Entries) != 1 || cfg.Entries[0].KeyFile != filepath.Join(dir, "rel.key") {
+		t.Fatalf("config = %+v, %v; want key file %s", cfg, err, filepath.Join(dir, "rel.key"))
+	}
+}
+
+// A configuration Enable cannot update stops it before anything is armed:
+// it used to register the key with the daemon, then fail.
+func TestEnableBadConfigArmsNothing(t *testing.T) {
+	dir := shortDir(t)
+	td := newTestDrive(t, dir, "a", sim.Config{}, hash.None, 1)
+	dm := startDaemon(t, dir, DaemonOptions{})
+	conf := filepath.Join(dir, "resume.conf")
+	if err := os.WriteFile(conf, []byte(`{"version":1,"entr`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(adminPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := Enable(td.ctx, EnableOptions{Device: td.spec, Open: simOpen, Ranges: []uint32{1}, Hash: hash.None,
+		Password: PasswordSource{File: pw, FileOwner: -1}, Socket: dm.socket, Config: conf, RunDir: filepath.Join(dir, "run")}, &out)
+	if err == nil || !strings.Contains(err.Error(), "resume configuration") {
+		t.Fatalf("Enable with a truncated configuration = %v", err)
+	}
+	if st := dm.d.Status(); len(st.Entries) != 0 {
+		t.Errorf("daemon holds %+v", st.Entries)
 	}
 }

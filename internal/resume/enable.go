@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -132,6 +133,21 @@ func Enable(ctx context.Context, opts EnableOptions, w io.Writer) error {
 	if err := validateRegistration(opts.Device, opts.Ranges, opts.All, []byte{0}); err != nil {
 		return fmt.Errorf("resume enable: %w", err)
 	}
+	if opts.Storage == StorageFile && opts.KeyFile != "" {
+		// The daemon and the boot unit run in /: a relative name would
+		// name another file there.
+		abs, err := filepath.Abs(opts.KeyFile)
+		if err != nil {
+			return fmt.Errorf("resume enable: key file: %w", err)
+		}
+		opts.KeyFile = abs
+	}
+	// A configuration that cannot be updated stops Enable before anything
+	// is armed, not after.
+	cfg, err := LoadConfig(opts.Config, uint32(os.Geteuid()))
+	if err != nil {
+		return err
+	}
 	t, err := opts.Open(ctx, opts.Device)
 	if err != nil {
 		return fmt.Errorf("resume enable: %w", err)
@@ -166,6 +182,11 @@ func Enable(ctx context.Context, opts EnableOptions, w io.Writer) error {
 		return fmt.Errorf("resume enable %s: nothing was armed: %w", opts.Device, err)
 	}
 	ranges := slices.Clone(opts.Ranges)
+	if !opts.All {
+		if err := CheckRangesExist(ctx, c, ranges); err != nil {
+			return fmt.Errorf("resume enable %s: nothing was armed: %w", opts.Device, err)
+		}
+	}
 	if opts.All {
 		if ranges, err = LockingRanges(ctx, c, auth); err != nil {
 			return fmt.Errorf("resume enable %s: %w", opts.Device, err)
@@ -232,11 +253,22 @@ func Enable(ctx context.Context, opts EnableOptions, w io.Writer) error {
 	default:
 		fmt.Fprintf(w, "%s: the key is kept in memory only: run 'sedctl resume enable' again after each boot\n", opts.Device)
 	}
-	cfg, err := LoadConfig(opts.Config, uint32(os.Geteuid()))
-	if err != nil {
-		return err
+	if old := cfg.upsert(e); old != nil {
+		// A key stored before in another place is no longer named by the
+		// configuration, so disable would never remove it.
+		for _, f := range []string{old.KeyFile, old.CredentialFile} {
+			// A relative name (written by an older sedctl) may be the
+			// file just written: leave it.
+			if f == "" || !filepath.IsAbs(f) || f == e.KeyFile || f == e.CredentialFile {
+				continue
+			}
+			if err := os.Remove(f); err == nil {
+				fmt.Fprintf(w, "%s: removed %s, where the key was stored before\n", opts.Device, f)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(w, "warning: the key stored before is still in %s: %v\n", f, err)
+			}
+		}
 	}
-	cfg.upsert(e)
 	return cfg.Save(opts.Config)
 }
 
@@ -374,11 +406,14 @@ const kernelStateFile = "resume-kernel.json"
 
 func loadKernelState(dir string) *kernelState {
 	var st kernelState
-	f, err := os.OpenFile(dir+"/"+kernelStateFile, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(dir+"/"+kernelStateFile, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return &st
 	}
 	defer f.Close()
+	if regularFile(f, kernelStateFile) != nil {
+		return &st
+	}
 	b, err := readAllBounded(f, kernelStateFile)
 	if err == nil {
 		_ = json.Unmarshal(b, &st)

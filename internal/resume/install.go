@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"text/template"
+
+	"golang.org/x/sys/unix"
 )
 
 // installMarker is in every installed file; uninstall removes only files
@@ -214,7 +216,11 @@ func Install(root string, opts InstallOptions, w io.Writer) error {
 	defer r.Close()
 	for _, f := range installFiles {
 		if !opts.Force {
-			if old, err := r.ReadFile(f.path); err == nil && !bytes.Contains(old, []byte(installMarker)) {
+			old, err := readInstalled(r, f.path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil || !bytes.Contains(old, []byte(installMarker)) {
 				return fmt.Errorf("resume install: %s exists and was not installed by sedctl; remove it or use --force", f.path)
 			}
 		}
@@ -231,6 +237,21 @@ func Install(root string, opts InstallOptions, w io.Writer) error {
 	}
 	fmt.Fprintln(w, "now run: systemctl daemon-reload && systemctl enable --now sedctl-resume.service sedctl-resume-arm.service")
 	return nil
+}
+
+// readInstalled reads a file at one of the installed paths. Anything but a
+// regular file reads as empty (not sedctl's): a FIFO put there must not
+// hang install or uninstall, nor a huge file fill the memory.
+func readInstalled(r *os.Root, name string) ([]byte, error) {
+	f, err := r.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if regularFile(f, name) != nil {
+		return []byte{}, nil
+	}
+	return readAllBounded(f, name)
 }
 
 // writeBeneath writes data to name under r: a temporary file beside it,
@@ -275,7 +296,7 @@ func Uninstall(root string, w io.Writer) error {
 	defer r.Close()
 	var errs []error
 	for _, f := range installFiles {
-		b, err := r.ReadFile(f.path)
+		b, err := readInstalled(r, f.path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

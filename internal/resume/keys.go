@@ -33,7 +33,9 @@ const maxSecretFile = 64 << 10
 // 0400). It is opened without following symlinks and checked through the
 // open descriptor.
 func ReadKeyFile(path string, owner uint32) (hash.PIN, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO put in its place must not hang the daemon at
+	// start (checkPrivate then refuses it).
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, fmt.Errorf("key file %s is a symbolic link; give the file itself", path)
@@ -67,6 +69,18 @@ func checkPrivate(f *os.File, path, what string, owner uint32) error {
 	}
 	if m := st.Mode & 0o777; m&0o077 != 0 {
 		return fmt.Errorf("%s %s has mode %04o: it must be readable by its owner only: chmod 0400 %s", what, path, m, path)
+	}
+	return nil
+}
+
+// regularFile refuses anything but a regular file (a FIFO, a device).
+func regularFile(f *os.File, what string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", what)
 	}
 	return nil
 }
@@ -173,11 +187,14 @@ func readCredentialFile(dir, name string) ([]byte, error) {
 		return nil, fmt.Errorf("credential %s: %w", name, err)
 	}
 	defer root.Close()
-	f, err := root.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	f, err := root.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("credential %s: %w", name, err)
 	}
 	defer f.Close()
+	if err := regularFile(f, "credential "+name); err != nil {
+		return nil, err
+	}
 	return readAllBounded(f, dir+"/"+name)
 }
 

@@ -5,13 +5,16 @@ package resume
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -337,5 +340,109 @@ func TestWriteRunNothingArmed(t *testing.T) {
 	writeRun(&b, &RunReport{Trigger: "notify"})
 	if got := b.String(); got != "nothing armed to unlock\n" {
 		t.Errorf("writeRun of an empty run = %q", got)
+	}
+}
+
+// A FIFO where a key file, the configuration, a credential or an installed
+// file belongs is refused at once: opening it for reading used to block
+// until a writer came, hanging the daemon at start (deaf to SIGTERM),
+// status, enable, install and uninstall.
+func TestFIFOsDoNotHang(t *testing.T) {
+	dir := t.TempDir()
+	fifo := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := unix.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyFile, conf := fifo("k"), fifo("resume.conf")
+	fifo("sedctl-resume.x")
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, filepath.Dir(DaemonUnit)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(root, DaemonUnit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		me := uint32(os.Getuid())
+		if _, err := ReadKeyFile(keyFile, me); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("ReadKeyFile(FIFO) = %v", err)
+		}
+		if _, err := LoadConfig(conf, me); err == nil {
+			t.Error("LoadConfig(FIFO) accepted")
+		}
+		if _, err := ReadCredentialKey(dir, "sedctl-resume.x"); err == nil {
+			t.Error("credential FIFO accepted")
+		}
+		var out bytes.Buffer
+		if err := Install(root, InstallOptions{}, &out); err == nil {
+			t.Error("Install over a FIFO without --force accepted")
+		}
+		if err := Uninstall(root, &out); err == nil {
+			t.Error("Uninstall removed a FIFO")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// Unblock the opens so that the test can end.
+		for _, n := range []string{"k", "resume.conf", "sedctl-resume.x", "root/" + DaemonUnit} {
+			if f, err := os.OpenFile(filepath.Join(dir, n), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+		t.Fatal("opening a FIFO blocked")
+	}
+}
+
+// A socket whose listener accepts and never answers (a hung daemon, some
+// other program) makes status and disable fail after a bound instead of
+// hanging for ever.
+func TestCallToMuteSocketEnds(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "mute.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func(a, b time.Duration) { callTimeout, callChangeTimeout = a, b }(callTimeout, callChangeTimeout)
+	callTimeout, callChangeTimeout = 200*time.Millisecond, 300*time.Millisecond
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := GetStatus(context.Background(), StatusOptions{Socket: sock, Config: filepath.Join(dir, "none.conf"), RunDir: dir})
+		if r.Daemon != nil || !strings.Contains(r.DaemonError, "did not answer") {
+			t.Errorf("status of a mute socket: %+v", r)
+		}
+		var out bytes.Buffer
+		err := Disable(context.Background(), DisableOptions{Device: "sim:/nowhere", Socket: sock, Config: filepath.Join(dir, "none.conf"), RunDir: dir}, &out)
+		if err == nil || !strings.Contains(err.Error(), "did not answer") {
+			t.Errorf("disable with a mute socket: %v", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a call to a mute socket hangs")
 	}
 }

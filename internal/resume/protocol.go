@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/shiftlock/shiftlock/tcg/method"
@@ -224,8 +225,27 @@ func encodeRequest(req Request) ([]byte, error) {
 	return out, nil
 }
 
+// Bounds of a call when the caller's context has none, so that a socket
+// whose listener never answers (a hung daemon, another program) cannot hang
+// status, enable or disable. A register or unregister may wait for a
+// running unlock (DaemonOptions.UnlockTimeout, 30 s) and then open a device.
+var (
+	callTimeout       = 10 * time.Second
+	callChangeTimeout = 2 * time.Minute
+)
+
 // call sends one request to the daemon's socket and reads the response.
 func call(ctx context.Context, socket string, req Request) (*Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		limit := callTimeout
+		if req.Op != OpStatus && req.Op != OpPing {
+			limit = callChangeTimeout
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, limit,
+			fmt.Errorf("the resume daemon on %s did not answer within %v", socket, limit))
+		defer cancel()
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -247,8 +267,11 @@ func call(ctx context.Context, socket string, req Request) (*Response, error) {
 	// possibly before the request is written: read its answer anyway.
 	resp, err := readLine(bufio.NewReader(c))
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			<-ctx.Done() // the connection's deadline is the context's: it ends now
+		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		}
 		if werr != nil {
 			err = werr

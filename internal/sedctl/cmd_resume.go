@@ -161,6 +161,13 @@ func (e *env) resumePrelude() error {
 	if e.opts.has("trace") {
 		return usageError(errors.New("--trace does not apply to 'sedctl resume' (the daemon logs every unlock; trace a drive with the other commands)"))
 	}
+	// An empty value would mean the engine's default: the system's
+	// socket, configuration or key directory, not what was asked for.
+	for _, n := range []string{"socket", "config", "run-dir", "key-file", "key-credential", "credential", "root", "sedctl"} {
+		if e.opts.has(n) && e.opts.get(n) == "" {
+			return usageError(fmt.Errorf("--%s: empty value (leave the option out for the default)", n))
+		}
+	}
 	return nil
 }
 
@@ -582,8 +589,10 @@ func resumeError(err error) error {
 	switch {
 	case strings.Contains(msg, "nothing is armed"):
 		return withCode(ExitData, err, "'sedctl resume status' shows what is armed")
-	case strings.Contains(msg, "has locking off"):
+	case strings.Contains(msg, "has locking off"), strings.Contains(msg, "no range has locking enabled"):
 		return withCode(ExitUnsupported, err, "set the drive up first: sedctl setup DEV, then sedctl range enable N DEV")
+	case strings.Contains(msg, "does not exist: the drive has ranges"):
+		return withCode(ExitUsage, err, "'sedctl range list DEV' shows the drive's ranges")
 	case strings.Contains(msg, "kernel path is not available"):
 		return withCode(ExitUnsupported, err, "leave out --path kernel to use the resume daemon")
 	case strings.Contains(msg, "resume configuration"), strings.Contains(msg, "key file"),

@@ -431,3 +431,36 @@ func TestUsage(t *testing.T) {
 	mustRun(t, "-vvvv", "msid", s.dev)
 	wantCode(t, sedctl.ExitUsage, []string{"-n"}, "range", "list", "-n", "--hash", "sha1", "--password-file", pw, s.dev)
 }
+
+// An empty --socket, --config, --run-dir or --key-file is refused: it used
+// to mean the engine's default, so that a script with an unset variable
+// used the system's daemon socket, configuration or /etc/sedctl/keys.
+func TestResumeEmptyPathOptions(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"resume", "status", "--socket", ""},
+		{"resume", "status", "--config", ""},
+		{"resume", "status", "--run-dir", ""},
+		{"resume", "daemon", "--socket", "", "--config", "-"},
+		{"resume", "notify", "post", "--socket", ""},
+		{"resume", "disable", "--socket", "", "sim:" + dir + "/x.sock"},
+		{"resume", "enable", "--key-store", "file", "--key-file", "", "--socket", dir + "/r.sock", "--config", dir + "/c", "--run-dir", dir, "sim:" + dir + "/x.sock"},
+		{"resume", "install", "--root", ""},
+	} {
+		wantCode(t, 64, []string{"empty value"}, args...)
+	}
+}
+
+// resume enable of a range the drive does not have exits 64 and arms
+// nothing (it used to arm it, and every resume then failed).
+func TestResumeEnableRangeThatDoesNotExist(t *testing.T) {
+	s := newSim(t, sim.Config{Ranges: 2})
+	pw := secretFile(t, "resume range pw")
+	mustRun(t, "setup", "--password-file", pw, s.dev)
+	dir := t.TempDir()
+	wantCode(t, 64, []string{"range 3 does not exist", "ranges 0..2"}, "resume", "enable", "--range", "3", "--password-file", pw,
+		"--socket", dir+"/r.sock", "--config", dir+"/resume.conf", "--run-dir", dir, s.dev)
+	if _, err := os.Stat(dir + "/resume.conf"); err == nil {
+		t.Error("configuration written")
+	}
+}
