@@ -446,3 +446,19 @@ func TestCallToMuteSocketEnds(t *testing.T) {
 		t.Fatal("a call to a mute socket hangs")
 	}
 }
+
+// TestStatusJSONLists: with nothing configured, armed or reachable, the
+// JSON has empty lists, not nulls.
+func TestStatusJSONLists(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	err := Status(t.Context(), StatusOptions{Socket: dir + "/none.sock", Config: dir + "/resume.conf", RunDir: dir, JSON: true}, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"config": []`, `"kernel": []`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status --json lacks %s:\n%s", want, b.String())
+		}
+	}
+}

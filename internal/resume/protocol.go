@@ -248,6 +248,10 @@ func call(ctx context.Context, socket string, req Request) (*Response, error) {
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
+	if errors.Is(err, os.ErrPermission) {
+		// It may well be running: the socket is root's (mode 0600).
+		return nil, fmt.Errorf("the resume daemon's socket %s: %w (it is root's: run sedctl as root)", socket, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s): %w", ErrNoDaemon, socket, err)
 	}

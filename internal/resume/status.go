@@ -55,6 +55,16 @@ func GetStatus(ctx context.Context, opts StatusOptions) *StatusReport {
 	} else {
 		r.Daemon = resp.Status
 	}
+	// Lists, never null, in the JSON.
+	if r.Config == nil {
+		r.Config = []ConfigEntry{}
+	}
+	if r.Kernel == nil {
+		r.Kernel = []KernelArmed{}
+	}
+	if r.Daemon != nil && r.Daemon.Entries == nil {
+		r.Daemon.Entries = []EntryStatus{}
+	}
 	return r
 }
 
