@@ -20,9 +20,24 @@ if [ ${#targets[@]} -eq 0 ]; then
 	echo "fuzz-short: no fuzz targets found"
 	exit 0
 fi
+# Go 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" when -fuzztime ends while a worker is mid-call (go.dev/issue/75804,
+# fixed in Go 1.27): no failing input, nothing found. Such a run is tried
+# again; a real finding always says "Failing input written".
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
 	read -r dir name <<<"$t"
-	echo "fuzz-short: $dir $name ($fuzztime)"
-	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir"
+	for try in 1 2 3; do
+		echo "fuzz-short: $dir $name ($fuzztime)"
+		if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir" 2>&1 | tee "$log"; then
+			break
+		fi
+		if grep -q 'Failing input written' "$log" || ! grep -q '^    context deadline exceeded$' "$log" || [ "$try" = 3 ]; then
+			echo "fuzz-short: $dir $name failed" >&2
+			exit 1
+		fi
+		echo "fuzz-short: $dir $name: Go's -fuzztime deadline race (go.dev/issue/75804), nothing found; again"
+	done
 done
 echo "fuzz-short: ${#targets[@]} targets passed"
