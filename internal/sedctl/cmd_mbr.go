@@ -319,22 +319,15 @@ func cmdDataStoreWrite(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Opened before the drive, so that a missing file costs no session;
+	// read once the table's size bounds it (FILE may be endless, as
+	// /dev/zero is).
 	file := args[0]
-	in := e.stdin
-	if file != "-" {
-		// Opened before the drive, so that a missing file costs no
-		// session; read once the table's size bounds it (FILE may be
-		// endless, as /dev/zero is).
-		f, err := os.Open(file)
-		if err != nil {
-			return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			return withCode(ExitNoInput, fmt.Errorf("read %s: is a directory", file), "")
-		}
-		in = f
+	in, closeIn, err := e.openInput(file)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	d, err := e.openDevice(args[1])
 	if err != nil {
 		return err
@@ -373,4 +366,21 @@ func cmdDataStoreWrite(e *env, args []string) error {
 		_, err := fmt.Fprintf(w, "%s: wrote %d bytes to DataStore table %d at offset %d\n", d.spec, len(data), table, offset)
 		return err
 	})
+}
+
+// openInput opens FILE for reading, or standard input for "-"; a directory
+// is refused. closeIn is never nil.
+func (e *env) openInput(file string) (in io.Reader, closeIn func(), err error) {
+	if file == "-" {
+		return e.stdin, func() {}, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, nil, withCode(ExitNoInput, fmt.Errorf("read %s: is a directory", file), "")
+	}
+	return f, func() { f.Close() }, nil
 }

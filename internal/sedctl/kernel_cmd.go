@@ -1177,18 +1177,11 @@ func kernelDataStoreWrite(e *env, args []string) error {
 		return err
 	}
 	file := args[0]
-	in := e.stdin
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			return withCode(ExitNoInput, fmt.Errorf("read %s: is a directory", file), "")
-		}
-		in = f
+	in, closeIn, err := e.openInput(file)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	data, err := io.ReadAll(io.LimitReader(in, maxKernelTable+1))
 	if err != nil {
 		return withCode(ExitNoInput, fmt.Errorf("read %s: %w", file, err), "")
