@@ -202,23 +202,30 @@ func enabledWord(enabled, locked bool) string {
 	return "unlocked"
 }
 
+// rangeSetupArgs reads range setup's N START LENGTH; range 0 has no start
+// or length.
+func rangeSetupArgs(args []string) (n uint32, start, length uint64, err error) {
+	if n, err = parseRange(args[0]); err != nil {
+		return 0, 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, 0, usageError(errors.New("the global range (0) covers what the other ranges do not: it has no start or length to set"))
+	}
+	if start, err = parseUint("START", args[1], 64); err != nil {
+		return 0, 0, 0, err
+	}
+	if length, err = parseUint("LENGTH", args[2], 64); err != nil {
+		return 0, 0, 0, err
+	}
+	return n, start, length, nil
+}
+
 // cmdRangeSetup is sedutil --setupLockingRange: start and length (in
 // logical blocks), locking disabled and unlocked, then a new key, which
 // erases whatever the blocks held. Range 0 (global) has no start or length.
 func cmdRangeSetup(def func(n uint32) method.UID) func(e *env, args []string) error {
 	return func(e *env, args []string) error {
-		n, err := parseRange(args[0])
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return usageError(errors.New("the global range (0) covers what the other ranges do not: it has no start or length to set"))
-		}
-		start, err := parseUint("START", args[1], 64)
-		if err != nil {
-			return err
-		}
-		length, err := parseUint("LENGTH", args[2], 64)
+		n, start, length, err := rangeSetupArgs(args)
 		if err != nil {
 			return err
 		}

@@ -117,6 +117,11 @@ func cmdRevert(e *env, args []string) error {
 	if err != nil {
 		return e.explain(d, a, err)
 	}
+	return e.revertDone(d, tper)
+}
+
+// revertDone reports a finished revert, on either path.
+func (e *env) revertDone(d *device, tper bool) error {
 	if tper {
 		return e.done(d, "revert tper", nil, "reverted to the factory state: the SID password is the MSID again, all data is erased")
 	}

@@ -83,6 +83,11 @@ func cmdSetup(e *env, args []string) error {
 			steps = append(steps, "shadow MBR: this drive has none; skipped")
 		}
 	}
+	return e.setupDone(d, mbr, steps)
+}
+
+// setupDone reports a finished setup, on either path.
+func (e *env) setupDone(d *device, mbr bool, steps []string) error {
 	out := struct {
 		Device     string   `json:"device"`
 		Owned      bool     `json:"owned"`

@@ -467,19 +467,7 @@ func kernelSetup(e *env, args []string) error {
 			steps = append(steps, "shadow MBR: this drive has none; skipped")
 		}
 	}
-	out := struct {
-		Device     string   `json:"device"`
-		Owned      bool     `json:"owned"`
-		Activated  bool     `json:"activated"`
-		MBREnabled bool     `json:"mbr_enabled"`
-		Steps      []string `json:"steps"`
-	}{d.spec, true, true, mbr, steps}
-	return e.emit(out, func(w io.Writer) error {
-		for _, s := range steps {
-			fmt.Fprintf(w, "%s: %s\n", d.spec, s)
-		}
-		return nil
-	})
+	return e.setupDone(d, mbr, steps)
 }
 
 // kernelRefuseIfOwned is refuseIfOwned from the kernel's status flags and,
@@ -739,18 +727,7 @@ ranges:
 // (start, length, locking disabled), IOC_OPAL_LOCK_UNLOCK RW, then
 // IOC_OPAL_SECURE_ERASE_LR for the new key, as the normal path does.
 func kernelRangeSetup(e *env, args []string) error {
-	n, err := parseRange(args[0])
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return usageError(errors.New("the global range (0) covers what the other ranges do not: it has no start or length to set"))
-	}
-	start, err := parseUint("START", args[1], 64)
-	if err != nil {
-		return err
-	}
-	length, err := parseUint("LENGTH", args[2], 64)
+	n, start, length, err := rangeSetupArgs(args)
 	if err != nil {
 		return err
 	}
@@ -1267,14 +1244,7 @@ func kernelRevert(e *env, args []string) error {
 	if err != nil {
 		return e.kernelFailed(d, a, err)
 	}
-	if tper {
-		return e.done(d, "revert tper", nil, "reverted to the factory state: the SID password is the MSID again, all data is erased")
-	}
-	detail := "Locking SP reverted: locking is off, its data erased"
-	if e.opts.bool("keep-data") {
-		detail = "Locking SP reverted: locking is off, the global range's data kept"
-	}
-	return e.done(d, "revert locking-sp", nil, detail)
+	return e.revertDone(d, tper)
 }
 
 // kernelPSIDRevert is IOC_OPAL_PSID_REVERT_TPR with the PSID as typed.
