@@ -416,19 +416,7 @@ func writeFiles(t *testing.T, dir, prefix string, n int) files {
 	return fs
 }
 
-func checkFiles(t *testing.T, dir string, want files) {
-	t.Helper()
-	for name, sum := range want {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatalf("read %s: %v", name, err)
-		}
-		got := sha256.Sum256(data)
-		if hex.EncodeToString(got[:]) != sum {
-			t.Fatalf("%s: sha256 %x; want %s", name, got, sum)
-		}
-	}
-}
+func checkFiles(t *testing.T, dir string, want files) { t.Helper(); testutil.CheckSHA256(t, dir, want) }
 
 // TestResumeE2EExt4 is the end-to-end test: a mounted ext4 on a
 // sedsim drive survives a power cycle with the resume daemon armed.

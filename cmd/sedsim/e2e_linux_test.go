@@ -308,16 +308,7 @@ func writeFiles(t *testing.T, dir string) fileSet {
 
 func checkFiles(t *testing.T, dir string, want fileSet) {
 	t.Helper()
-	for name, sum := range want {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatalf("read %s: %v", name, err)
-		}
-		got := sha256.Sum256(data)
-		if hex.EncodeToString(got[:]) != sum {
-			t.Fatalf("%s: sha256 %x; want %s", name, got, sum)
-		}
-	}
+	testutil.CheckSHA256(t, dir, want)
 }
 
 // plaintextMarker is a file's content that must never show up in the
